@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from workbench.config import ConfigError
+from workbench.models import PRESETS, Decoder, DecoderConfig
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    return Decoder(DecoderConfig.from_preset("tiny", vocab_size=97, block_size=32)).eval()
+
+
+def test_shapes_of_logits_hidden_states_and_attentions(tiny):
+    idx = torch.randint(0, 97, (3, 20))
+    out = tiny(idx, output_hidden_states=True, output_attentions=True)
+    assert out.logits.shape == (3, 20, 97)
+    assert out.last_hidden.shape == (3, 20, 64)
+    assert len(out.hidden_states) == tiny.config.n_layer + 1
+    assert all(h.shape == (3, 20, 64) for h in out.hidden_states)
+    assert len(out.attentions) == tiny.config.n_layer
+    assert out.attentions[0].shape == (3, 2, 20, 20)
+
+
+def test_attention_weights_are_causal_distributions(tiny):
+    out = tiny(torch.randint(0, 97, (1, 12)), output_attentions=True)
+    weights = out.attentions[-1][0]
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 12))
+    assert torch.all(weights.triu(diagonal=1) == 0)
+
+
+def test_explicit_attention_path_matches_fused_kernel(tiny):
+    idx = torch.randint(0, 97, (2, 16))
+    torch.testing.assert_close(tiny(idx).logits, tiny(idx, output_attentions=True).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_changing_a_later_token_leaves_earlier_logits_unchanged(tiny):
+    idx = torch.randint(0, 97, (1, 24))
+    changed = idx.clone()
+    changed[0, 15] = (idx[0, 15] + 1) % 97
+    a, b = tiny(idx).logits, tiny(changed).logits
+    torch.testing.assert_close(a[:, :15], b[:, :15], atol=0, rtol=0)
+    assert not torch.allclose(a[:, 15:], b[:, 15:])
+
+
+def test_logit_lens_on_last_hidden_state_reproduces_logits(tiny):
+    idx = torch.randint(0, 97, (2, 10))
+    out = tiny(idx, output_hidden_states=True)
+    torch.testing.assert_close(tiny.logits_from_hidden(out.hidden_states[-1]), out.logits)
+
+
+@pytest.mark.parametrize(
+    "preset, millions",
+    [("tiny", 0.1232), ("nano", 0.886), ("micro", 2.71), ("small", 4.89), ("medium", 25.8), ("gpt2-small", 123.6)],
+)
+def test_preset_parameter_counts(preset, millions):
+    config = DecoderConfig.from_preset(preset)
+    with torch.device("meta"):
+        model = Decoder(config)
+    assert model.num_parameters() / 1e6 == pytest.approx(millions, rel=0.005)
+
+
+def test_every_preset_is_covered_by_the_count_test():
+    assert set(PRESETS) == {"tiny", "nano", "micro", "small", "medium", "gpt2-small"}
+
+
+def test_tied_embeddings_share_one_tensor_and_untied_do_not():
+    tied = Decoder(DecoderConfig.from_preset("tiny"))
+    untied = Decoder(DecoderConfig.from_preset("tiny", tie_embeddings=False))
+    assert tied.lm_head.weight is tied.embed.weight
+    assert untied.num_parameters() - tied.num_parameters() == 256 * 64
+
+
+def test_grouped_query_attention_runs_with_fewer_kv_heads():
+    model = Decoder(DecoderConfig(n_layer=1, n_head=4, n_kv_head=2, d_model=64, block_size=16))
+    assert model.blocks[0].attn.k_proj.out_features == 32
+    assert model(torch.randint(0, 256, (1, 8))).logits.shape == (1, 8, 256)
+
+
+def test_sequence_longer_than_block_size_is_refused(tiny):
+    with pytest.raises(ValueError, match="block_size 32"):
+        tiny(torch.zeros(1, 33, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"d_model": 65, "n_head": 2}, "not divisible"),
+        ({"n_head": 4, "n_kv_head": 3}, "multiple of n_kv_head"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"n_layers": 2}, "unknown key.*n_layers.*valid keys"),
+        ({"n_layer": "2"}, "n_layer: expected int"),
+    ],
+)
+def test_bad_configs_name_the_problem(values, message):
+    with pytest.raises(ConfigError, match=message):
+        DecoderConfig.from_dict(values)
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid presets are: tiny, nano"):
+        DecoderConfig.from_preset("huge")

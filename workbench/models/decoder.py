@@ -1,0 +1,194 @@
+"""A Llama-style decoder-only transformer in one readable file.
+
+RMSNorm before each sublayer, rotary position embeddings on queries and keys,
+causal attention through `scaled_dot_product_attention` (flash kernels where
+the device has them), a SwiGLU MLP, and optionally tied input/output
+embeddings. The base maps token ids to hidden states; the LM head on top is a
+separate step so fine-tuning heads and the logit lens can reuse the trunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.models.config import DecoderConfig
+
+
+@dataclass
+class DecoderOutput:
+    """What a forward pass returns; the optional parts feed the probes."""
+
+    logits: torch.Tensor | None  # (B, T, vocab)
+    last_hidden: torch.Tensor  # (B, T, d_model), after the final norm
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each block's output
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer, (B, n_head, T, T)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 so bf16 training keeps a stable scale.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (normed * self.weight.float()).type_as(x)
+
+
+def rotary_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of position * frequency, shape (length, head_dim), halves repeated."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + d/2) of x, shape (B, H, T, d), by position-dependent angles."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
+        self.q_proj = nn.Linear(config.d_model, config.n_head * config.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.d_model, config.kv_heads * config.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.d_model, config.kv_heads * config.head_dim, bias=False)
+        self.o_proj = nn.Linear(config.n_head * config.head_dim, config.d_model, bias=False)
+        self.dropout = config.dropout
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if self.n_kv_head != self.n_head:
+            repeat = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+
+        weights = None
+        if need_weights:
+            # The fused kernel never materialises the weights, so probes take the explicit path.
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = weights @ v
+        else:
+            dropout = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
+        return self.o_proj(y), weights
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.d_model, config.hidden_dim, bias=False)
+        self.up_proj = nn.Linear(config.d_model, config.hidden_dim, bias=False)
+        self.down_proj = nn.Linear(config.hidden_dim, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp = SwiGLU(config)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attn(self.attn_norm(x), cos, sin, need_weights)
+        x = x + self.resid_dropout(attended)
+        x = x + self.resid_dropout(self.mlp(self.mlp_norm(x)))
+        return x, weights
+
+
+class Decoder(nn.Module):
+    """Token ids -> hidden states -> next-token logits."""
+
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        cos, sin = rotary_tables(config.head_dim, config.block_size, config.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: each residual branch adds variance, so shrink its output projection.
+        for name, param in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self, *, trainable_only: bool = False) -> int:
+        """Unique parameters (tied weights counted once)."""
+        params = {id(p): p for p in self.parameters() if p.requires_grad or not trainable_only}
+        return sum(p.numel() for p in params.values())
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        compute_logits: bool = True,
+    ) -> DecoderOutput:
+        T = idx.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds the model's block_size {self.config.block_size}")
+        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        x = self.dropout(self.embed(idx))
+        hidden = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for block in self.blocks:
+            x, weights = block(x, cos, sin, need_weights=output_attentions)
+            if hidden is not None:
+                hidden.append(x)
+            if attentions is not None:
+                attentions.append(weights)
+        x = self.norm(x)
+        return DecoderOutput(
+            logits=self.lm_head(x) if compute_logits else None,
+            last_hidden=x,
+            hidden_states=tuple(hidden) if hidden is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
+        )
+
+    def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Read any intermediate hidden state through the final norm and LM head (the logit lens)."""
+        return self.lm_head(self.norm(hidden))
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+        from workbench.models.generate import generate
+
+        return generate(self, idx, max_new_tokens, **sampling)
