@@ -1,0 +1,126 @@
+import datasets
+import pytest
+import torch
+
+from workbench.data import ByteTokenizer, blocks_tensor, build_tokenizer, load_corpus, pack, tokenize
+
+TOY = [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16]]  # stream 0..16
+
+
+def toy_tokens(documents=TOY) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"input_ids": documents, "n_bytes": [len(d) for d in documents]})
+
+
+@pytest.fixture
+def corpus(text_files, cache_dir):
+    return load_corpus("text", paths=str(text_files / "*.txt"), validation_fraction=0.2, cache_dir=cache_dir)
+
+
+# ---------------------------------------------------------------- pack
+
+
+def test_rows_overlap_by_one_token_and_drop_the_tail():
+    rows = blocks_tensor(pack(toy_tokens(), 4))
+    stream = torch.arange(17)
+    assert rows.dtype == torch.long and rows.shape == (4, 5)  # (17 - 1) // 4 rows of 4 + 1
+    for i, row in enumerate(rows):
+        assert row.tolist() == stream[i * 4 : i * 4 + 5].tolist()
+    inputs, targets = rows[:, :-1], rows[:, 1:]
+    assert torch.equal(targets.reshape(-1), stream[1:17])  # every token after the first is a target once
+    assert torch.equal(inputs.reshape(-1), stream[:16])
+
+
+def test_separators_follow_every_document():
+    rows = blocks_tensor(pack(toy_tokens([[1, 2], [3], [4, 5, 6]]), 3, separator_ids=[0, 9]))
+    stream = [1, 2, 0, 9, 3, 0, 9, 4, 5, 6, 0, 9]
+    assert rows.tolist() == [stream[0:4], stream[3:7], stream[6:10]]  # (12 - 1) // 3 rows; tail dropped
+
+
+def test_exactly_one_block_and_too_few_tokens():
+    assert blocks_tensor(pack(toy_tokens([[1, 2], [3]]), 2)).tolist() == [[1, 2, 3]]
+    with pytest.raises(ValueError, match=r"only 3 tokens.*block_size=3 needs 4"):
+        pack(toy_tokens([[1, 2], [3]]), 3)
+    with pytest.raises(ValueError, match="block_size must be an int >= 1"):
+        pack(toy_tokens(), 0)
+    with pytest.raises(ValueError, match="needs an 'input_ids' column"):
+        pack(datasets.Dataset.from_dict({"text": ["a"]}), 1)
+
+
+def test_block_size_one_gives_every_bigram():
+    rows = blocks_tensor(pack(toy_tokens([[7, 8, 9]]), 1))
+    assert rows.tolist() == [[7, 8], [8, 9]]
+
+
+# ---------------------------------------------------------------- tokenize
+
+
+def test_tokenize_gives_ids_and_byte_counts(corpus):
+    tokens = tokenize(corpus["train"], ByteTokenizer())
+    assert tokens.column_names == ["input_ids", "n_bytes"]
+    assert len(tokens) == len(corpus["train"])
+    text = corpus["train"][0]["text"]
+    assert tokens[0]["input_ids"] == list(text.encode("utf-8"))
+    assert tokens[0]["n_bytes"] == len(text.encode("utf-8"))
+
+
+class RefusesToEncode(ByteTokenizer):
+    """Same definition (so same fingerprint) as ByteTokenizer, but any encoding fails the test."""
+
+    def encode_batch(self, texts):
+        raise AssertionError("tokenize recomputed instead of reading its cache")
+
+
+def test_tokenize_and_pack_are_served_from_the_cache(corpus):
+    first = tokenize(corpus["train"], ByteTokenizer())
+    again = tokenize(corpus["train"], RefusesToEncode())
+    assert again._fingerprint == first._fingerprint
+    assert again.cache_files == first.cache_files and first.cache_files
+    packed, repacked = pack(first, 32), pack(again, 32)
+    assert repacked.cache_files == packed.cache_files and packed.cache_files
+    assert pack(first, 16)._fingerprint != packed._fingerprint
+
+
+def test_same_tokenizer_built_twice_shares_the_cache_a_different_one_does_not(corpus):
+    texts = list(corpus["train"]["text"])
+    one, two = build_tokenizer("bpe", texts, 300), build_tokenizer("bpe", texts, 300)
+    assert one is not two and one.fingerprint() == two.fingerprint()
+    assert tokenize(corpus["train"], one).cache_files == tokenize(corpus["train"], two).cache_files
+    char = build_tokenizer("char", texts)
+    assert tokenize(corpus["train"], char)._fingerprint != tokenize(corpus["train"], one)._fingerprint
+
+
+def test_tokenize_with_worker_processes_matches_one_process(corpus):
+    tokenizer = build_tokenizer("char", corpus["train"]["text"])
+    single = tokenize(corpus["train"], tokenizer)
+    multi = tokenize(corpus["train"].select(range(len(corpus["train"]))), tokenizer, num_proc=2)
+    assert multi["input_ids"][:] == single["input_ids"][:]
+
+
+@pytest.mark.slow
+def test_cache_is_reused_by_a_fresh_process(corpus, text_files, cache_dir, run_fresh):
+    tokens = tokenize(corpus["validation"], ByteTokenizer())
+    packed = pack(tokens, 32)
+    fresh = run_fresh(
+        f"""
+        import json
+        from workbench.data import ByteTokenizer, load_corpus, pack, tokenize
+        class RefusesToEncode(ByteTokenizer):
+            def encode_batch(self, texts):
+                raise AssertionError("recomputed")
+        corpus = load_corpus("text", paths={str(text_files / "*.txt")!r}, validation_fraction=0.2, cache_dir={cache_dir!r})
+        tokens = tokenize(corpus["validation"], RefusesToEncode())
+        print(json.dumps({{"tokens": tokens.cache_files, "packed": pack(tokens, 32).cache_files}}))
+        """,
+        PYTHONHASHSEED="99",
+    )
+    assert fresh == {"tokens": tokens.cache_files, "packed": packed.cache_files}
+
+
+def test_tokenize_needs_a_text_column():
+    with pytest.raises(ValueError, match="needs a 'text' column; the dataset has: body"):
+        tokenize(datasets.Dataset.from_dict({"body": ["x"]}), ByteTokenizer())
+
+
+def test_blocks_tensor_refuses_ragged_rows():
+    with pytest.raises(ValueError, match="fixed-length rows"):
+        blocks_tensor(toy_tokens())

@@ -1,0 +1,118 @@
+"""`workbench` CLI: exit codes and what it prints. The notebook runs are real (marked slow)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench.cli import main
+
+
+def notebook(path: Path, parameters: str, body: str) -> None:
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "workbench", "display_name": "workbench", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """notebooks/{square,fails}.ipynb with specs for each, plus one with a misspelled parameter."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "experiments").mkdir()
+    notebook(
+        tmp_path / "notebooks" / "square.ipynb",
+        'output_dir = "."\nmax_steps = 2\nseed = 0',
+        "from workbench.runs.outputs import save_metrics\n"
+        'print("step", max_steps)\n'
+        'save_metrics(output_dir, {"val_loss": max_steps ** 2 / 10, "steps": max_steps})',
+    )
+    notebook(tmp_path / "notebooks" / "fails.ipynb", 'output_dir = "."', 'raise RuntimeError("kaput")')
+    specs = {
+        "square": "notebook: notebooks/square.ipynb\nparameters: {max_steps: 3}\n",
+        "fails": "notebook: notebooks/fails.ipynb\n",
+        "typo": "notebook: notebooks/square.ipynb\nparameters: {max_step: 3}\n",
+    }
+    for name, text in specs.items():
+        (tmp_path / "experiments" / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_run_completed_exit_0_streams_output_and_prints_metrics(project: Path, capsys):
+    code = main(["run", str(project / "experiments" / "square.yaml"), "-p", "max_steps=5"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "step 5" in out  # the notebook's own output, streamed
+    assert "completed: " in out
+    run_dir = Path(out.split("run folder: ")[1].splitlines()[0])
+    assert run_dir.parent == project / "experiments" / "runs" and (run_dir / "notebook.ipynb").exists()
+    assert "metrics: val_loss=2.5  steps=5" in out
+
+    assert main(["runs", "--runs-dir", str(run_dir.parent)]) == 0
+    table = capsys.readouterr().out
+    assert run_dir.name in table and "completed" in table and "2.5" in table
+
+
+@pytest.mark.slow
+def test_run_failed_exit_1_points_at_the_traceback(project: Path, capsys):
+    code = main(["run", str(project / "experiments" / "fails.yaml"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "failed: " in out and "RuntimeError: kaput" in out and "In [3]" in out
+    notebook_path = Path(out.split("executed notebook ")[1].strip())
+    assert notebook_path.name == "notebook.ipynb" and "kaput" in notebook_path.read_text()
+    status = json.loads((notebook_path.parent / "status.json").read_text())
+    assert status["status"] == "failed"
+
+
+def test_bad_parameter_exit_2_with_message_no_traceback(project: Path, capsys):
+    code = main(["run", str(project / "experiments" / "typo.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown parameter 'max_step' (did you mean 'max_steps'?)" in err
+    assert "max_steps: int = 2" in err and "Traceback" not in err
+    assert not (project / "experiments" / "runs").exists()
+
+
+def test_bad_override_and_missing_spec_exit_2(project: Path, capsys):
+    assert main(["run", str(project / "experiments" / "square.yaml"), "-p", "max_steps=many"]) == 2
+    assert "'max_steps' expects int" in capsys.readouterr().err
+    assert main(["run", str(project / "experiments" / "nope.yaml")]) == 2
+    assert "spec not found" in capsys.readouterr().err
+    assert main(["run", str(project / "experiments" / "square.yaml"), "-p", "no-equals-sign"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_runs_lists_nothing_yet(project: Path, capsys, monkeypatch):
+    monkeypatch.chdir(project / "notebooks")  # finds the project root from below
+    assert main(["runs"]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs in {project / 'experiments' / 'runs'}"
+
+
+def test_usage_errors(capsys):
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert "usage: workbench" in capsys.readouterr().out
+
+
+def test_subprocess_misspelled_parameter_fails_fast(project: Path):
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "run", "experiments/typo.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 2, done.stderr
+    assert "unknown parameter 'max_step'" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert elapsed < 15, f"took {elapsed:.1f}s"

@@ -1,0 +1,137 @@
+"""The `workbench` command: parse arguments, call `workbench.runs`, turn the outcome into an exit code.
+
+Exit codes: 0 the run completed, 1 the notebook failed (its executed copy,
+traceback included, is in the run folder), 2 the spec, parameters or command
+line are wrong (nothing was run), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from workbench.config import ConfigError
+from workbench.runs import find_project_root, format_runs_table, headline_metrics, list_runs, run_spec
+from workbench.runs.registry import format_number
+from workbench.runs.runner import DEFAULT_RUNS_SUBDIR
+
+EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed the usage error (or --help)
+        return e.code if isinstance(e.code, int) else EXIT_COMPLETED
+    return args.command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="Run and list workbench experiments.")
+    verbs = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = verbs.add_parser("run", help="execute an experiment spec into a new run folder")
+    run.add_argument("spec", type=Path, help="experiment spec, e.g. experiments/pretrain-quick.yaml")
+    run.add_argument("--runs-dir", type=Path, help="where run folders go (default: <project>/experiments/runs)")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="override a spec parameter; VALUE is read as YAML, so max_steps=10 is an int (repeatable)",
+    )
+    run.add_argument("--quiet", action="store_true", help="do not stream the notebook's output")
+    run.set_defaults(command=_run)
+
+    runs = verbs.add_parser("runs", help="list run folders with status, wall time and headline metrics")
+    runs.add_argument("--runs-dir", type=Path, help="default: <project>/experiments/runs")
+    runs.set_defaults(command=_runs)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        with _notebook_output_on_stdout(enabled=not args.quiet):
+            result = run_spec(
+                args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet
+            )
+    except ConfigError as e:
+        print(f"workbench run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as e:
+        print("workbench run: interrupted", *getattr(e, "__notes__", []), sep="\n", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"{result.status}: {result.run_id}")
+    print(f"run folder: {result.run_dir}")
+    if result.status != "completed":
+        cell = f" (cell In [{result.failed_cell}])" if result.failed_cell is not None else ""
+        print(f"error{cell}: {result.error}")
+        print(f"traceback: in the executed notebook {result.notebook}")
+        return EXIT_FAILED
+    headline = headline_metrics(result.metrics)
+    if headline:
+        print("metrics: " + "  ".join(f"{k}={format_number(v)}" for k, v in headline.items()))
+    return EXIT_COMPLETED
+
+
+def _runs(args: argparse.Namespace) -> int:
+    runs_dir = args.runs_dir
+    if runs_dir is None:
+        root = find_project_root(Path.cwd())
+        if root is None:
+            hint = "no notebooks/ or pyproject.toml here or above; pass --runs-dir"
+            print(f"workbench runs: not inside a project ({hint})", file=sys.stderr)
+            return EXIT_USAGE
+        runs_dir = root / DEFAULT_RUNS_SUBDIR
+    records = list_runs(runs_dir)
+    print(format_runs_table(records) if records else f"no runs in {runs_dir}")
+    return EXIT_COMPLETED
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not valid YAML (quote it)") from None
+
+
+class _MessageOnly(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage().rstrip("\n")
+
+
+@contextmanager
+def _notebook_output_on_stdout(enabled: bool) -> Iterator[None]:
+    """papermill streams a notebook's output through its logger; show it as plain lines."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_MessageOnly())
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Text corpora as `datasets.DatasetDict`s with "train" and "validation" splits.
+
+Every corpus has the same two columns, "text" and "source", so everything
+downstream (tokenizers, packing, the DataModule) is corpus-agnostic. Splits are
+chosen by a hash of each document's relative path, never by Python's `hash`, so
+the same files give the same split in every process and on every machine.
+
+Corpora live in Arrow cache files (under `cache_dir`, default the `datasets`
+cache) keyed by a hash of their content, which is what lets `datasets` cache
+the tokenized and packed versions by fingerprint across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import inspect
+import math
+import os
+import socket
+import sysconfig
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import datasets
+
+CORPORA = ("stdlib", "text", "hf")
+
+# Bump when the way a corpus is built changes, so stale Arrow caches are not reused.
+CORPUS_FORMAT = "workbench-corpus-v1"
+STDLIB_EXCLUDED_DIRS = frozenset({"site-packages", "test", "tests", "idle_test", "__pycache__"})
+HUB_CONNECT_TIMEOUT_S = 3.0
+
+FEATURES = datasets.Features({"text": datasets.Value("string"), "source": datasets.Value("string")})
+
+
+class CorpusError(ValueError):
+    """A corpus was asked for with a bad name or bad options."""
+
+
+class CorpusUnavailableError(RuntimeError):
+    """A corpus exists in principle but cannot be fetched from here (e.g. the hub is unreachable)."""
+
+
+def load_corpus(
+    name: str,
+    *,
+    validation_fraction: float = 0.05,
+    max_files: int | None = None,
+    paths: list[str] | str | None = None,
+    hf_name: str | None = None,
+    hf_config: str | None = None,
+    text_column: str = "text",
+    cache_dir: str | None = None,
+) -> datasets.DatasetDict:
+    """Load corpus `name` (one of CORPORA) as a DatasetDict with "train" and "validation".
+
+    stdlib: the .py files of the running Python's standard library, without tests.
+    text:   local files given by `paths` (a path, a glob, or a list of them). Several
+            files are split by path hash; a single file is split by characters, the
+            first (1 - validation_fraction) for training, like nanoGPT's shakespeare.
+    hf:     `datasets.load_dataset(hf_name, hf_config)`, from the local cache first.
+    `max_files` caps the number of documents (files, or rows for hf; a single text
+    file is always one document per split), taken from both splits in proportion.
+    """
+    _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text_column)
+    if name == "stdlib":
+        root = Path(sysconfig.get_paths()["stdlib"])
+        return _from_files(root, stdlib_files(root), validation_fraction, max_files, cache_dir)
+    if name == "text":
+        files = _expand_paths(paths)
+        if len(files) == 1:
+            return _from_single_file(files[0], validation_fraction, cache_dir)
+        root = Path(os.path.commonpath([f.parent for f in files]))
+        return _from_files(root, files, validation_fraction, max_files, cache_dir)
+    return _from_hub(hf_name, hf_config, text_column, validation_fraction, max_files, cache_dir)
+
+
+def check_corpus_options(name: str, options: dict) -> None:
+    """Fail fast on a bad corpus name or options, before any loading (used by DataModules)."""
+    parameters = {
+        p.name: p.default
+        for p in inspect.signature(load_corpus).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        raise CorpusError(
+            f"unknown corpus option(s) {', '.join(map(repr, unknown))}; "
+            f"valid options are: {', '.join(parameters)}"
+        )
+    values = {**parameters, **options}
+    values.pop("cache_dir")
+    _check(name, **values)
+
+
+def _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text_column) -> None:
+    if name not in CORPORA:
+        raise CorpusError(f"unknown corpus {name!r}; valid corpora are: {', '.join(CORPORA)}")
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)):
+        raise CorpusError(f"validation_fraction must be a number in (0, 1), got {validation_fraction!r}")
+    if not 0 < validation_fraction < 1:
+        raise CorpusError(f"validation_fraction must be in (0, 1) exclusive, got {validation_fraction!r}")
+    if max_files is not None and (isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 2):
+        raise CorpusError(f"max_files must be None or an int >= 2 (one file per split at least), got {max_files!r}")
+    misplaced = {
+        "stdlib": {"paths": paths, "hf_name": hf_name, "hf_config": hf_config},
+        "text": {"hf_name": hf_name, "hf_config": hf_config},
+        "hf": {"paths": paths},
+    }[name]
+    if name != "hf" and text_column != "text":
+        misplaced["text_column"] = text_column
+    given = [key for key, value in misplaced.items() if value is not None]
+    if given:
+        raise CorpusError(f"option(s) {', '.join(given)} do not apply to the {name!r} corpus")
+    if name == "text" and not paths:
+        raise CorpusError("the 'text' corpus needs paths=: a file path, a glob, or a list of them")
+    if name == "hf" and not hf_name:
+        raise CorpusError("the 'hf' corpus needs hf_name=, a Hugging Face dataset name such as 'karpathy/tiny_shakespeare'")
+
+
+# ---------------------------------------------------------------- local files
+
+
+def stdlib_files(root: Path) -> list[Path]:
+    """The standard library's .py files under `root`, without site-packages and tests."""
+    files = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in STDLIB_EXCLUDED_DIRS]
+        files += [Path(directory, n) for n in names if n.endswith(".py") and not n.startswith("test_")]
+    return files
+
+
+def _expand_paths(paths: list[str] | str) -> list[Path]:
+    patterns = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files: set[Path] = set()
+    for pattern in map(str, patterns):
+        matched = glob.glob(os.path.expanduser(pattern), recursive=True)
+        matched = [Path(m) for m in matched if os.path.isfile(m)]
+        if not matched:
+            raise CorpusError(f"no files match {pattern!r} (give a file path, a glob, or a list of them)")
+        files.update(m.resolve() for m in matched)
+    return sorted(files)
+
+
+def path_unit(relative_path: str) -> float:
+    """Map a relative path to [0, 1) with sha256: the split rule, stable across processes."""
+    digest = hashlib.sha256(relative_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_paths(relative_paths: list[str], validation_fraction: float, max_files: int | None = None):
+    """Split sorted relative paths into (train, validation) by path hash.
+
+    A split the hash leaves empty gets the file whose hash lies nearest the
+    threshold, so both splits are non-empty whenever there are two files.
+    `max_files` then keeps the first files of each split in sorted order:
+    ceil(max_files * validation_fraction) for validation (at least 1), the rest train.
+    """
+    ordered = sorted(relative_paths)
+    validation = [p for p in ordered if path_unit(p) < validation_fraction]
+    train = [p for p in ordered if path_unit(p) >= validation_fraction]
+    if len(ordered) >= 2 and not validation:
+        nearest = min(train, key=path_unit)
+        train.remove(nearest)
+        validation = [nearest]
+    if len(ordered) >= 2 and not train:
+        nearest = max(validation, key=path_unit)
+        validation.remove(nearest)
+        train = [nearest]
+    if max_files is not None:
+        n_validation = min(len(validation), max(1, math.ceil(max_files * validation_fraction)))
+        validation = validation[:n_validation]
+        train = train[: max_files - n_validation]
+    return train, validation
+
+
+def _read_text(path: Path) -> str:
+    """UTF-8 with undecodable bytes replaced by U+FFFD: deterministic for any file."""
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _from_files(root: Path, files: list[Path], validation_fraction, max_files, cache_dir) -> datasets.DatasetDict:
+    by_relative = {f.relative_to(root).as_posix(): f for f in files}
+    if len(by_relative) < 2:
+        raise CorpusError(f"need at least 2 files to make a train and a validation split, found {len(by_relative)}")
+    train, validation = split_paths(list(by_relative), validation_fraction, max_files)
+    documents = {
+        "train": [(p, _read_text(by_relative[p])) for p in train],
+        "validation": [(p, _read_text(by_relative[p])) for p in validation],
+    }
+    return _materialise(documents, cache_dir)
+
+
+def _from_single_file(path: Path, validation_fraction, cache_dir) -> datasets.DatasetDict:
+    text = _read_text(path)
+    cut = int(len(text) * (1 - validation_fraction))
+    if cut == 0 or cut == len(text):
+        raise CorpusError(f"{path} has {len(text)} characters, too few to split {validation_fraction} off for validation")
+    documents = {"train": [(path.name, text[:cut])], "validation": [(path.name, text[cut:])]}
+    return _materialise(documents, cache_dir)
+
+
+def _generate(documents: list[tuple[str, str]]) -> Iterator[dict]:
+    for source, text in documents:
+        yield {"text": text, "source": source}
+
+
+def _materialise(documents: dict[str, list[tuple[str, str]]], cache_dir) -> datasets.DatasetDict:
+    """Write each split to an Arrow cache file named by the content hash (or reuse it)."""
+    content = _content_hash((split, docs) for split, docs in documents.items())
+    splits = {}
+    for split, docs in documents.items():
+        splits[split] = datasets.Dataset.from_generator(
+            _generate,
+            features=FEATURES,
+            gen_kwargs={"documents": docs},
+            cache_dir=cache_dir,
+            fingerprint=_short_hash(CORPUS_FORMAT, content, split),
+            split=datasets.Split(split),
+        )
+    return datasets.DatasetDict(splits)
+
+
+# ---------------------------------------------------------------- Hugging Face hub
+
+
+def _from_hub(hf_name, hf_config, text_column, validation_fraction, max_files, cache_dir) -> datasets.DatasetDict:
+    raw = _load_hub_dataset(hf_name, hf_config, cache_dir)
+    if "train" not in raw:
+        raise CorpusError(f"{hf_name!r} has no 'train' split; it has: {', '.join(raw)}")
+    columns = raw["train"].column_names
+    if text_column not in columns:
+        raise CorpusError(f"{hf_name!r} has no column {text_column!r}; its columns are: {', '.join(columns)}")
+    kind = raw["train"].features[text_column]
+    if getattr(kind, "dtype", None) not in ("string", "large_string"):
+        raise CorpusError(f"column {text_column!r} of {hf_name!r} holds {kind}, not strings")
+    train = _with_source(raw["train"], hf_name, text_column)
+    if "validation" in raw:
+        validation = _with_source(raw["validation"], hf_name, text_column)
+    else:
+        carved = train.train_test_split(test_size=validation_fraction, seed=0)
+        train, validation = carved["train"], carved["test"]
+    if max_files is not None:
+        n_validation = min(len(validation), max(1, math.ceil(max_files * validation_fraction)))
+        validation = validation.select(range(n_validation))
+        train = train.select(range(min(len(train), max_files - n_validation)))
+    return datasets.DatasetDict({"train": train, "validation": validation})
+
+
+def _with_source(dataset: datasets.Dataset, hf_name: str, text_column: str) -> datasets.Dataset:
+    """Keep only the text (renamed to "text") and add "source" = "hf:<name>#<row index>"."""
+    dataset = dataset.select_columns([text_column])
+    if text_column != "text":
+        dataset = dataset.rename_column(text_column, "text")
+    return dataset.map(
+        _add_source,
+        with_indices=True,
+        batched=True,
+        fn_kwargs={"prefix": f"hf:{hf_name}#"},
+        new_fingerprint=_short_hash(CORPUS_FORMAT, dataset._fingerprint, hf_name),
+        features=FEATURES,
+        desc="adding sources",
+    )
+
+
+def _add_source(batch: dict, indices: list[int], prefix: str) -> dict:
+    return {"text": batch["text"], "source": [f"{prefix}{i}" for i in indices]}
+
+
+def _load_hub_dataset(hf_name: str, hf_config: str | None, cache_dir) -> datasets.DatasetDict:
+    """The local cache first; the hub only if it answers within a few seconds."""
+    try:
+        with _hub_offline():
+            return datasets.load_dataset(hf_name, hf_config, cache_dir=cache_dir)
+    except (ConnectionError, FileNotFoundError):
+        pass
+    endpoint = hub_endpoint()
+    if not hub_reachable(endpoint):
+        raise CorpusUnavailableError(
+            f"the Hugging Face hub ({endpoint}) is unreachable and dataset {hf_name!r}"
+            f"{f' (config {hf_config!r})' if hf_config else ''} is not in the local cache; "
+            "for local files use the 'text' corpus: load_corpus('text', paths='path/or/*.glob')"
+        )
+    return datasets.load_dataset(hf_name, hf_config, cache_dir=cache_dir)
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """Make `datasets` and `huggingface_hub` use only the local cache, for this block."""
+    import huggingface_hub.constants as hub_constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+
+
+def hub_endpoint() -> str:
+    """The hub's URL, honouring HF_ENDPOINT set after import."""
+    import huggingface_hub.constants as hub_constants
+
+    return os.environ.get("HF_ENDPOINT", hub_constants.ENDPOINT).rstrip("/")
+
+
+def hub_reachable(endpoint: str | None = None, timeout: float = HUB_CONNECT_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the hub opens within `timeout` seconds."""
+    url = urllib.parse.urlsplit(endpoint or hub_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- identity and summary
+
+
+def corpus_fingerprint(corpus: datasets.DatasetDict) -> str:
+    """16 hex chars of sha256 over every split's sources and texts: same content, same hash."""
+    return _content_hash((split, _documents(corpus[split])) for split in _split_order(corpus))
+
+
+def describe_corpus(corpus: datasets.DatasetDict) -> dict:
+    """A JSON-serialisable summary for the run record: fingerprint and per-split sizes."""
+    summary: dict = {"fingerprint": corpus_fingerprint(corpus)}
+    for split in _split_order(corpus):
+        texts = corpus[split]["text"]
+        summary[split] = {
+            "documents": len(corpus[split]),
+            "characters": sum(len(t) for t in texts),
+            "bytes": sum(len(t.encode("utf-8")) for t in texts),
+        }
+    return summary
+
+
+def _split_order(corpus: datasets.DatasetDict) -> list[str]:
+    named = [s for s in ("train", "validation") if s in corpus]
+    return named + sorted(s for s in corpus if s not in named)
+
+
+def _documents(dataset: datasets.Dataset) -> Iterator[tuple[str, str]]:
+    for batch in dataset.iter(batch_size=1000):
+        yield from zip(batch["source"], batch["text"])
+
+
+def _content_hash(splits: Iterable[tuple[str, Iterable[tuple[str, str]]]]) -> str:
+    digest = hashlib.sha256()
+    for split, documents in splits:
+        _update(digest, b"S", split)
+        for source, text in documents:
+            _update(digest, b"D", source)
+            _update(digest, b"T", text)
+    return digest.hexdigest()[:16]
+
+
+def _update(digest, tag: bytes, value: str) -> None:
+    """Tag and length-prefix each field, so no two different corpora feed the same bytes."""
+    data = value.encode("utf-8", errors="surrogatepass")
+    digest.update(tag + len(data).to_bytes(8, "big"))
+    digest.update(data)
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]

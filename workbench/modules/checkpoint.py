@@ -1,0 +1,87 @@
+"""The saved-model format: a folder any later process can load with no training code.
+
+    checkpoint/
+      model.safetensors   weights (tied tensors stored once)
+      config.json         architecture name and its config
+      tokenizer.json      the tokenizer the model was trained with
+
+Every file is written under a temporary name and renamed, so a crash never
+leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import safetensors.torch
+from safetensors import SafetensorError
+
+from workbench.data.tokenizers import Tokenizer, load_tokenizer
+from workbench.models import Decoder, DecoderConfig
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+ARCHITECTURES = {"decoder": (DecoderConfig, Decoder)}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, incomplete or corrupted."""
+
+
+def _atomic_path(final: Path) -> Path:
+    handle, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def save_pretrained(directory: str | Path, model: Decoder, tokenizer: Tokenizer) -> Path:
+    """Write weights, config and tokenizer into `directory`; returns it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    architecture = next(name for name, (_, cls) in ARCHITECTURES.items() if isinstance(model, cls))
+    temp = _atomic_path(directory / WEIGHTS)
+    safetensors.torch.save_model(model, str(temp), metadata={"architecture": architecture})
+    os.replace(temp, directory / WEIGHTS)
+    temp = _atomic_path(directory / CONFIG)
+    temp.write_text(json.dumps({"architecture": architecture, "config": model.config.to_dict()}, indent=2))
+    os.replace(temp, directory / CONFIG)
+    tokenizer.save(directory)
+    return directory
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """Accept a checkpoint folder or a run folder holding `checkpoint/`."""
+    path = Path(path)
+    for candidate in (path, path / "checkpoint"):
+        if (candidate / CONFIG).is_file():
+            return candidate
+    if not path.exists():
+        raise CheckpointError(f"no such run or checkpoint folder: {path}")
+    raise CheckpointError(
+        f"{path} holds no saved model: expected {CONFIG} there or in {path / 'checkpoint'} "
+        "(a run that failed before training finished has no checkpoint)"
+    )
+
+
+def load_pretrained(path: str | Path, *, device: str = "cpu") -> tuple[Decoder, Tokenizer]:
+    """Rebuild the model (in eval mode) and its tokenizer from a run or checkpoint folder."""
+    directory = checkpoint_dir(path)
+    try:
+        record = json.loads((directory / CONFIG).read_text())
+        config_cls, model_cls = ARCHITECTURES[record["architecture"]]
+        config = config_cls.from_dict(record["config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{directory / CONFIG} is not a valid model config: {error}") from error
+    model = model_cls(config)
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"missing weights file {weights}")
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=device)
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"cannot read weights from {weights} (truncated or corrupted?): {error}") from error
+    if missing or unexpected:
+        raise CheckpointError(f"{weights} does not match its config: missing {missing}, unexpected {unexpected}")
+    return model.to(device).eval(), load_tokenizer(directory)

@@ -1,0 +1,80 @@
+"""Causal-LM pretraining as a LightningModule.
+
+The module owns the objective and the optimiser; the Trainer owns the loop,
+gradient clipping and precision. Validation reports loss, perplexity and bits
+per byte, the last being comparable across tokenizers.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from workbench.models import Decoder, DecoderConfig
+from workbench.modules.optim import OptimConfig, adamw, warmup_cosine
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy in nats, computed in fp32."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+class PretrainModule(L.LightningModule):
+    def __init__(
+        self,
+        model_config: DecoderConfig | dict[str, Any],
+        optim: OptimConfig | dict[str, Any] | None = None,
+        bytes_per_token: float | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(model_config, dict):
+            model_config = DecoderConfig.from_dict(model_config)
+        if isinstance(optim, dict):
+            optim = OptimConfig(**optim)
+        self.model_config = model_config
+        self.optim = optim or OptimConfig()
+        self.bytes_per_token = bytes_per_token
+        self.model = Decoder(model_config)
+        self.save_hyperparameters(
+            {"model_config": model_config.to_dict(), "optim": vars(self.optim), "bytes_per_token": bytes_per_token}
+        )
+        self._val_sum = torch.zeros(())
+        self._val_count = 0
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx).logits
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = lm_loss(self.model(x).logits, y)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum = torch.zeros((), device=self.device)
+        self._val_count = 0
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        # Sum token losses so a short last batch is weighted by its size, not as a whole batch.
+        self._val_sum += lm_loss(self.model(x).logits, y).detach() * y.numel()
+        self._val_count += y.numel()
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_count:
+            return
+        val_loss = self._val_sum / self._val_count
+        self.log("val_loss", val_loss, prog_bar=True)
+        self.log("val_ppl", val_loss.exp())
+        if self.bytes_per_token:
+            self.log("val_bpb", val_loss / (math.log(2) * self.bytes_per_token))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = adamw(self.model, self.optim)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, config=self.optim))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,211 @@
+"""The pretraining recipe: settings in, trained model and its records out.
+
+A notebook's parameters map one to one onto `PretrainSettings`, so the
+notebook, a spec and a test all describe a run the same way, and bad values
+fail here, before any data is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import lightning as L
+import torch
+
+from workbench.config import ConfigError, from_dict
+from workbench.data import CORPORA, TOKENIZERS, PretrainDataModule
+from workbench.data.compression import zlib_bits_per_byte
+from workbench.data.tokenizers import Tokenizer
+from workbench.models import PRESETS, Decoder, DecoderConfig
+from workbench.modules.optim import OptimConfig
+from workbench.modules.pretrain import PretrainModule
+from workbench.modules.recorder import TrainingRecorder
+
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    seed: int = 0
+    # data
+    corpus: str = "stdlib"
+    corpus_paths: list[str] | None = None  # files or globs, for corpus "text"
+    hf_name: str | None = None  # dataset name, for corpus "hf"
+    text_column: str = "text"
+    max_files: int | None = None  # a subset of the corpus for quick runs
+    validation_fraction: float = 0.05
+    tokenizer: str = "byte"
+    vocab_size: int | None = None  # BPE only
+    # model
+    preset: str = "tiny"
+    block_size: int = 128
+    dropout: float = 0.0
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    # optimisation
+    batch_size: int = 16
+    max_steps: int = 200
+    learning_rate: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "32-true"
+    # evaluation
+    eval_every: int = 50
+    eval_batches: int = 20
+    final_eval_batches: int | None = None  # None: the whole validation split
+
+    def __post_init__(self) -> None:
+        choices = {"corpus": CORPORA, "tokenizer": TOKENIZERS, "preset": tuple(PRESETS), "precision": PRECISIONS}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
+        for name in ("max_steps", "batch_size", "block_size", "eval_every", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        # Build the configs now so their errors surface before the corpus is read.
+        self.optim_config()
+        self.model_config(vocab_size=256)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PretrainSettings":
+        return from_dict(cls, values, what="pretraining settings")
+
+    def model_config(self, vocab_size: int) -> DecoderConfig:
+        overrides = {"block_size": self.block_size, "dropout": self.dropout, **self.model_overrides}
+        return DecoderConfig.from_preset(self.preset, **overrides, vocab_size=vocab_size)
+
+    def optim_config(self) -> OptimConfig:
+        return OptimConfig(
+            learning_rate=self.learning_rate,
+            min_lr_ratio=self.min_lr_ratio,
+            warmup_steps=min(self.warmup_steps, self.max_steps),
+            max_steps=self.max_steps,
+            weight_decay=self.weight_decay,
+        )
+
+    def corpus_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"validation_fraction": self.validation_fraction, "max_files": self.max_files}
+        if self.corpus == "text":
+            options["paths"] = self.corpus_paths
+        if self.corpus == "hf":
+            options.update(hf_name=self.hf_name, text_column=self.text_column)
+        return options
+
+
+@dataclass
+class PretrainOutcome:
+    """Everything a notebook shows or saves after pretraining."""
+
+    model: Decoder
+    tokenizer: Tokenizer
+    datamodule: PretrainDataModule
+    history: list[dict[str, float]]
+    metrics: dict[str, Any]  # deterministic for a seed: safe to compare across runs
+    compute: dict[str, Any]  # timings: vary from run to run
+    data: dict[str, Any]
+
+
+def make_datamodule(settings: PretrainSettings) -> PretrainDataModule:
+    return PretrainDataModule(
+        corpus=settings.corpus,
+        corpus_options=settings.corpus_options(),
+        tokenizer=settings.tokenizer,
+        vocab_size=settings.vocab_size,
+        block_size=settings.block_size,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+    )
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's banners (accelerator lines, tips) out of notebook outputs; warnings still show."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
+    options = dict(
+        accelerator="auto",
+        devices=1,
+        precision=settings.precision,
+        max_steps=settings.max_steps,
+        gradient_clip_val=settings.grad_clip or None,
+        val_check_interval=settings.eval_every,
+        check_val_every_n_epoch=None,
+        limit_val_batches=settings.eval_batches,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        # CPU kernels are deterministic for a fixed thread count; torch.use_deterministic_algorithms
+        # would swap fused attention for a path ~9x slower at block 256 (measured), so it stays off.
+        deterministic=False,
+        callbacks=callbacks,
+    )
+    options.update(overrides)
+    return L.Trainer(**options)
+
+
+def pretrain(
+    settings: PretrainSettings | dict[str, Any],
+    *,
+    callbacks: list[L.Callback] = (),
+    printer: Callable[[str], None] | None = print,
+) -> PretrainOutcome:
+    """Seed, build data and model, fit, evaluate on the validation split."""
+    if isinstance(settings, dict):
+        settings = PretrainSettings.from_dict(settings)
+    started = time.perf_counter()
+    quiet_lightning()
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    datamodule = make_datamodule(settings)
+    datamodule.setup("fit")
+    tokenizer = datamodule.tokenizer
+    module = PretrainModule(
+        settings.model_config(tokenizer.vocab_size),
+        settings.optim_config(),
+        bytes_per_token=datamodule.bytes_per_token,
+    )
+    if printer:
+        printer(
+            f"model {settings.preset}: {module.model.num_parameters() / 1e6:.2f}M parameters, "
+            f"{tokenizer.kind} tokenizer ({tokenizer.vocab_size} ids), "
+            f"{datamodule.train_blocks.shape[0]} training blocks of {settings.block_size} tokens"
+        )
+    tokens_per_step = settings.batch_size * settings.block_size
+    recorder = TrainingRecorder(tokens_per_step, every_n_steps=max(1, settings.max_steps // 100), printer=printer)
+    trainer = _trainer(settings, [recorder, *callbacks])
+    trainer.fit(module, datamodule=datamodule)
+
+    final_batches = settings.final_eval_batches if settings.final_eval_batches is not None else 1.0
+    evaluation = _trainer(settings, [], limit_val_batches=final_batches).validate(
+        module, datamodule=datamodule, verbose=False
+    )[0]
+    last_train = [row["train_loss"] for row in recorder.history if "train_loss" in row]
+    metrics = {
+        "val_loss": evaluation["val_loss"],
+        "val_ppl": evaluation["val_ppl"],
+        "val_bpb": evaluation["val_bpb"],
+        "train_loss": last_train[-1] if last_train else None,
+        "steps": trainer.global_step,
+        "tokens": trainer.global_step * tokens_per_step,
+        "parameters": module.model.num_parameters(),
+        # The yardstick: a model worth keeping codes the validation text in fewer bits than zlib.
+        "zlib_bpb": zlib_bits_per_byte(datamodule.corpus["validation"]["text"]),
+    }
+    compute = {
+        **recorder.compute_record(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "device": str(module.device),
+        "precision": settings.precision,
+        "torch_threads": torch.get_num_threads(),
+    }
+    described = datamodule.describe()
+    data = {"fingerprint": described["corpus_summary"]["fingerprint"], **described, "settings": asdict(settings)}
+    return PretrainOutcome(module.model.eval(), tokenizer, datamodule, recorder.history, metrics, compute, data)

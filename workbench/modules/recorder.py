@@ -1,0 +1,88 @@
+"""Record a training run's curves and compute as it happens.
+
+A callback, so the module stays a pure objective: the same recorder serves
+pretraining and fine-tuning, and the live-curve widgets read what it records.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.trainer.states import TrainerFn
+
+
+def _scalar(value: Any) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+class TrainingRecorder(L.Callback):
+    """Keeps `history` (one row per logged step or evaluation) and the time spent training.
+
+    `tokens_per_step` turns steps into tokens so curves can be drawn against data seen.
+    Reading a logged tensor syncs with the device, so train rows are taken every
+    `every_n_steps`, not every step.
+    """
+
+    def __init__(self, tokens_per_step: int, every_n_steps: int = 10, printer=None) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.every_n_steps = max(1, every_n_steps)
+        self.printer = printer
+        self.history: list[dict[str, float]] = []
+        self.train_seconds = 0.0
+        self.train_steps = 0
+        self._fit_start = 0.0
+        self._batch_start = 0.0
+
+    @property
+    def wall_seconds(self) -> float:
+        return time.perf_counter() - self._fit_start
+
+    def _row(self, trainer: L.Trainer, keys: tuple[str, ...]) -> dict[str, float]:
+        row = {
+            "step": trainer.global_step,
+            "tokens": trainer.global_step * self.tokens_per_step,
+            "time_s": round(self.wall_seconds, 4),
+        }
+        for key in keys:
+            if key in trainer.callback_metrics:
+                row[key] = _scalar(trainer.callback_metrics[key])
+        return row
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.train_seconds += time.perf_counter() - self._batch_start
+        self.train_steps += 1
+        step = trainer.global_step
+        if step % self.every_n_steps == 0 or step == trainer.max_steps:
+            row = self._row(trainer, ("train_loss",))
+            row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+            self.history.append(row)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        row = self._row(trainer, ("val_loss", "val_ppl", "val_bpb"))
+        self.history.append(row)
+        if self.printer:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+            self.printer(f"step {row['step']:>6}  {shown}  ({row['time_s']:.1f} s)")
+
+    def compute_record(self) -> dict[str, float]:
+        """Throughput over the time spent inside training steps (evaluation excluded)."""
+        tokens = self.train_steps * self.tokens_per_step
+        seconds = max(self.train_seconds, 1e-9)
+        return {
+            "train_steps": self.train_steps,
+            "train_tokens": tokens,
+            "train_time_s": round(self.train_seconds, 3),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "ms_per_step": round(1000 * seconds / max(1, self.train_steps), 2),
+        }
