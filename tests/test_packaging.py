@@ -15,7 +15,8 @@ def pinned(requirements):
 
 def test_environment_yml_names_the_same_pins_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_pins = pinned(project["dependencies"] + project["optional-dependencies"]["test"])
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    pip_pins = pinned(project["dependencies"] + extras)
     conda = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     assert pinned(pip_section) == pip_pins
@@ -25,7 +26,8 @@ def test_environment_yml_names_the_same_pins_as_pyproject():
 
 def test_every_dependency_is_pinned_exactly():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    for requirement in project["dependencies"] + extras:
         assert "==" in requirement, f"{requirement} is not pinned"
 
 

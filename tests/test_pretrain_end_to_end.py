@@ -1,5 +1,7 @@
 """The spine, end to end: a spec runs the pretraining notebook into a self-describing run folder."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -7,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.runs import run_spec
+from workbench.cli import main
+from workbench.runs import list_runs, run_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "experiments" / "pretrain-quick.yaml"
@@ -16,14 +19,31 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def cli_output(tmp_path_factory):
+    """The second run goes through the command line, as `make demo` does."""
     runs_dir = tmp_path_factory.mktemp("runs")
-    return [run_spec(QUICK, runs_dir=runs_dir) for _ in range(2)]
+    run_spec(QUICK, runs_dir=runs_dir)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(QUICK), "--runs-dir", str(runs_dir), "--quiet"]) == 0
+    return runs_dir, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def two_runs(cli_output):
+    return [record for record in list_runs(cli_output[0])]
+
+
+def test_the_command_line_ends_with_the_folder_and_headline_numbers(cli_output, two_runs):
+    text = cli_output[1]
+    assert f"run folder: {two_runs[1].run_dir}" in text
+    assert "val_bpb=" in text and "zlib_bpb=" in text
+    assert "training tokens in" in text and "tokens/s" in text
 
 
 def test_the_run_folder_describes_itself(two_runs):
     run = two_runs[0]
-    assert run.status == "completed", run.error
+    assert run.status == "completed"
     folder = Path(run.run_dir)
     for name in ("notebook.ipynb", "params.yaml", "metrics.json", "environment.json", "status.json",
                  "data.json", "compute.json", "history.json",

@@ -18,6 +18,7 @@ import yaml
 
 from workbench.config import ConfigError
 from workbench.runs import find_project_root, format_runs_table, headline_metrics, list_runs, run_spec
+from workbench.runs.outputs import COMPUTE_FILE, read_json
 from workbench.runs.registry import format_number
 from workbench.runs.runner import DEFAULT_RUNS_SUBDIR
 
@@ -80,6 +81,12 @@ def _run(args: argparse.Namespace) -> int:
     headline = headline_metrics(result.metrics)
     if headline:
         print("metrics: " + "  ".join(f"{k}={format_number(v)}" for k, v in headline.items()))
+    compute = result.run_dir / COMPUTE_FILE
+    if compute.is_file():
+        c = read_json(compute)
+        if {"train_tokens", "train_time_s", "tokens_per_s"} <= set(c):
+            print(f"compute: {c['train_tokens']:,} training tokens in {c['train_time_s']:.1f} s "
+                  f"({c['tokens_per_s']:,.0f} tokens/s)")
     return EXIT_COMPLETED
 
 

@@ -107,13 +107,18 @@ def test_batch_order_is_the_same_in_a_fresh_process(options, run_fresh):
     assert fresh == expected
 
 
-def test_validation_is_in_order_and_complete(options):
+def test_validation_covers_every_block_once_in_one_fixed_spread_order(options):
     module = text_module(options, batch_size=5)
     loader = module.val_dataloader()
     x = torch.cat([x for x, _ in loader])
     y = torch.cat([y for _, y in loader])
-    assert torch.equal(x, module.val_blocks[:, :-1]) and torch.equal(y, module.val_blocks[:, 1:])
     assert len(loader) == -(-len(module.val_blocks) // 5)
+    order = loader.batch_sampler.order
+    assert sorted(order.tolist()) == list(range(len(module.val_blocks)))
+    assert order.tolist() != sorted(order.tolist())  # a prefix samples the whole split, not its first files
+    assert torch.equal(x, module.val_blocks[order, :-1]) and torch.equal(y, module.val_blocks[order, 1:])
+    other_seed = text_module(options, batch_size=5, seed=9).val_dataloader()
+    assert torch.equal(other_seed.batch_sampler.order, order)  # same evaluation sample for every run
 
 
 # ---------------------------------------------------------------- what setup records

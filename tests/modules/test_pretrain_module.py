@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from workbench.models import DecoderConfig
@@ -47,3 +48,15 @@ def test_validation_reports_token_weighted_loss_perplexity_and_bits_per_byte():
     torch.testing.assert_close(logged["val_loss"], expected)
     torch.testing.assert_close(logged["val_ppl"], expected.exp())
     torch.testing.assert_close(logged["val_bpb"], expected / (math.log(2) * 2.0))
+
+
+def test_gradient_clipping_bounds_the_global_norm_and_logs_it():
+    module = PretrainModule(DecoderConfig.from_preset("tiny", vocab_size=64, block_size=16))
+    logged = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+    for p in module.parameters():
+        p.grad = torch.full_like(p, 10.0)
+    module.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
+    assert norm.item() == pytest.approx(1.0, rel=1e-4)
+    assert logged["grad_norm"] > 100

@@ -27,7 +27,9 @@ def test_run_writes_a_complete_folder(two_runs, module_project: Path):
     assert result.status == "completed", result.error
     assert result.run_dir.parent == module_project / "experiments" / "runs"
     assert {p.name for p in result.run_dir.iterdir()} == RUN_FILES | NOTEBOOK_FILES
-    assert (result.run_dir / "spec.yaml").read_text() == (module_project / "experiments" / "ok.yaml").read_text()
+    original = yaml.safe_load((module_project / "experiments" / "ok.yaml").read_text())
+    recorded = yaml.safe_load((result.run_dir / "spec.yaml").read_text())
+    assert recorded["parameters"] == original["parameters"] and recorded["notebook"] == original["notebook"]
 
     status = json.loads((result.run_dir / "status.json").read_text())
     assert status["status"] == "completed" and status["run_id"] == result.run_id == result.run_dir.name
@@ -148,3 +150,12 @@ def test_git_state_of_a_repository(tmp_path: Path):
     assert len(state["commit"]) == 40 and state["branch"] == "trunk" and state["dirty"] is False
     (tmp_path / "a.txt").write_text("changed")
     assert git_state(tmp_path)["dirty"] is True
+
+
+@pytest.mark.slow
+def test_the_recorded_spec_includes_overrides_and_repeats_the_run(module_project: Path):
+    first = run_spec(module_project / "experiments" / "ok.yaml", overrides={"alpha": 5})
+    recorded = yaml.safe_load((first.run_dir / "spec.yaml").read_text())
+    assert recorded["parameters"]["alpha"] == 5
+    again = run_spec(first.run_dir / "spec.yaml")
+    assert again.status == "completed" and again.metrics == first.metrics

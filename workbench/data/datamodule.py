@@ -94,7 +94,7 @@ class PretrainDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self._require_setup()
-        sampler = OrderedBatches(len(self.val_blocks), self.batch_size)
+        sampler = EvaluationBatches(len(self.val_blocks), self.batch_size)
         return DataLoader(NextTokenBlocks(self.val_blocks), batch_sampler=sampler, collate_fn=_as_is)
 
     def describe(self) -> dict:
@@ -156,18 +156,26 @@ class ShuffledBatches(Sampler):
         yield from order[: len(self) * self.batch_size].view(len(self), self.batch_size)
 
 
-class OrderedBatches(Sampler):
-    """Consecutive index ranges in order; the last batch may be short."""
+class EvaluationBatches(Sampler):
+    """Every block once, in one fixed shuffled order; the last batch may be short.
+
+    Blocks are stored file by file, so the first batches in storage order come
+    from a handful of files. Shuffling once, with a constant seed, makes any
+    prefix (a periodic evaluation limited to a few batches) a fair sample of
+    the whole split, and the same sample for every run and training seed.
+    """
+
+    ORDER_SEED = 0
 
     def __init__(self, n: int, batch_size: int):
         self.n, self.batch_size = n, batch_size
+        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(self.ORDER_SEED))
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def __iter__(self):
-        for start in range(0, self.n, self.batch_size):
-            yield torch.arange(start, min(start + self.batch_size, self.n))
+        yield from self.order.split(self.batch_size)
 
 
 def _as_is(batch):

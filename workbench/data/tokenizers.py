@@ -24,6 +24,8 @@ from typing import ClassVar
 import numpy as np
 import tokenizers as hf
 
+from workbench.files import atomic_write
+
 TOKENIZERS = ("byte", "char", "bpe")
 FILENAME = "tokenizer.json"
 UNK = "<unk>"
@@ -70,12 +72,9 @@ class Tokenizer(ABC):
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write directory/tokenizer.json atomically (temp file, then rename)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / FILENAME
-        temporary = directory / f".{FILENAME}.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(self.definition()), encoding="utf-8")
-        os.replace(temporary, path)
+        path = Path(directory) / FILENAME
+        with atomic_write(path) as temporary:
+            temporary.write_text(json.dumps(self.definition()), encoding="utf-8")
         return path
 
     @functools.cached_property

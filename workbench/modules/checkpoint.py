@@ -12,14 +12,13 @@ leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import safetensors.torch
 from safetensors import SafetensorError
 
 from workbench.data.tokenizers import Tokenizer, load_tokenizer
+from workbench.files import atomic_write
 from workbench.models import Decoder, DecoderConfig
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -30,23 +29,15 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, incomplete or corrupted."""
 
 
-def _atomic_path(final: Path) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(handle)
-    return Path(name)
-
-
 def save_pretrained(directory: str | Path, model: Decoder, tokenizer: Tokenizer) -> Path:
     """Write weights, config and tokenizer into `directory`; returns it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     architecture = next(name for name, (_, cls) in ARCHITECTURES.items() if isinstance(model, cls))
-    temp = _atomic_path(directory / WEIGHTS)
-    safetensors.torch.save_model(model, str(temp), metadata={"architecture": architecture})
-    os.replace(temp, directory / WEIGHTS)
-    temp = _atomic_path(directory / CONFIG)
-    temp.write_text(json.dumps({"architecture": architecture, "config": model.config.to_dict()}, indent=2))
-    os.replace(temp, directory / CONFIG)
+    with atomic_write(directory / WEIGHTS) as temporary:
+        safetensors.torch.save_model(model, str(temporary), metadata={"architecture": architecture})
+    with atomic_write(directory / CONFIG) as temporary:
+        temporary.write_text(json.dumps({"architecture": architecture, "config": model.config.to_dict()}, indent=2))
     tokenizer.save(directory)
     return directory
 

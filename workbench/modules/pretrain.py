@@ -74,6 +74,17 @@ class PretrainModule(L.LightningModule):
         if self.bytes_per_token:
             self.log("val_bpb", val_loss / (math.log(2) * self.bytes_per_token))
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip by global norm directly, and log the norm.
+
+        Lightning refuses to clip a fused optimiser under any mixed-precision
+        plugin, because fp16's loss scaler would have to unscale first. bf16 has
+        no scaler (and fp16 is not offered), so the gradients here are true ones.
+        """
+        if gradient_clip_val:
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+            self.log("grad_norm", norm, on_step=True, on_epoch=False)
+
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = adamw(self.model, self.optim)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, config=self.optim))

@@ -62,7 +62,7 @@ class TrainingRecorder(L.Callback):
         self.train_steps += 1
         step = trainer.global_step
         if step % self.every_n_steps == 0 or step == trainer.max_steps:
-            row = self._row(trainer, ("train_loss",))
+            row = self._row(trainer, ("train_loss", "grad_norm"))
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
             self.history.append(row)
 

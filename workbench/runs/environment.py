@@ -64,8 +64,8 @@ def git_state(directory: Path) -> dict[str, Any]:
 
 
 def now_iso() -> str:
-    """Local time with its UTC offset, to the second: readable, and sortable once parsed."""
-    return datetime.now().astimezone().isoformat(timespec="seconds")
+    """Local time with its UTC offset, to the millisecond, so runs started in the same second still sort."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def _git(directory: Path, *args: str) -> str | None:

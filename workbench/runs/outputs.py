@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from workbench.files import atomic_write
+
 METRICS_FILE = "metrics.json"
 DATA_FILE = "data.json"
 COMPUTE_FILE = "compute.json"
@@ -27,20 +29,10 @@ class OutputError(ValueError):
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write `obj` as pretty, key-sorted JSON to `path`, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:

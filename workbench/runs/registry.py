@@ -14,7 +14,8 @@ from pathlib import Path
 from workbench.runs.outputs import METRICS_FILE, OutputError, read_json
 from workbench.runs.runner import STATUS_FILE
 
-HEADLINE_PREFERENCE = ("val_loss", "val_bpb", "val_ppl", "train_loss")
+# zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text.
+HEADLINE_PREFERENCE = ("val_loss", "val_bpb", "zlib_bpb", "val_ppl", "train_loss")
 MAX_HEADLINE_METRICS = 4
 
 

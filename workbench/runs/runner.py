@@ -9,7 +9,6 @@ part-way still says what it was, what it ran on, and where it stopped.
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -152,7 +151,7 @@ def _running_status(run_dir: Path, spec: Spec) -> dict[str, Any]:
 
 def _start(run_dir: Path, spec: Spec, resolved: dict[str, Any], status: dict[str, Any]) -> None:
     """Write what the run is about to do: spec, parameters, "running" status, environment."""
-    shutil.copyfile(spec.path, run_dir / SPEC_FILE)
+    (run_dir / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
     (run_dir / PARAMS_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     write_json(run_dir / STATUS_FILE, status)
     write_environment(run_dir, spec.project_root, resolved)

@@ -44,6 +44,12 @@ class Spec:
             return self
         return dataclasses.replace(self, parameters={**self.parameters, **overrides})
 
+    def to_yaml(self) -> str:
+        """The spec as it ran (overrides included); `workbench run` on this text repeats the run."""
+        record = {"name": self.name, "description": self.description,
+                  "notebook": self.notebook.relative_to(self.project_root).as_posix(), "parameters": self.parameters}
+        return yaml.safe_dump({k: v for k, v in record.items() if v is not None}, sort_keys=False)
+
 
 def load_spec(path: str | Path) -> Spec:
     """Read and check the spec at `path`; raises SpecError naming the file and the problem."""

@@ -1,0 +1,69 @@
+"""The trunk a fine-tuning head sits on: token ids and a padding mask in, hidden states out.
+
+Decoders and encoders differ in attention and in which position summarises a
+sequence; a `Backbone` hides the first and names the second, and lists its
+layers bottom to top so strategies can freeze, unfreeze and scale learning
+rates per layer without knowing the architecture.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from workbench.models.decoder import Decoder
+
+
+class Backbone(nn.Module, ABC):
+    kind: str  # "decoder" or "encoder"
+    default_pooling: str  # the position that summarises a sequence: "last" (decoder) or "first" (encoder)
+
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int: ...
+
+    @abstractmethod
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and mask (1 = real token) -> (B, T, hidden_size) final hidden states."""
+
+    @abstractmethod
+    def layer_groups(self) -> list[nn.Module]:
+        """Embeddings first, then each block bottom to top (the top one holds any final norm)."""
+
+    @abstractmethod
+    def lora_targets(self) -> list[str]:
+        """Names of the linear projections LoRA adapts by default (attention and MLP)."""
+
+
+class DecoderBackbone(Backbone):
+    """The workbench decoder as a backbone; keeps its LM head for causal-LM fine-tuning."""
+
+    kind = "decoder"
+    default_pooling = "last"
+
+    def __init__(self, decoder: Decoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    @property
+    def hidden_size(self) -> int:
+        return self.decoder.config.d_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # Causal attention already keeps real tokens from seeing right padding; the mask
+        # matters only to the head's pooling and loss.
+        return self.decoder(input_ids, compute_logits=False).last_hidden
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits from final hidden states (the norm is already applied)."""
+        return self.decoder.lm_head(hidden)
+
+    def layer_groups(self) -> list[nn.Module]:
+        blocks = list(self.decoder.blocks)
+        top = nn.ModuleList([blocks[-1], self.decoder.norm])
+        return [self.decoder.embed, *blocks[:-1], top]
+
+    def lora_targets(self) -> list[str]:
+        return ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
