@@ -19,7 +19,9 @@ import yaml
 from workbench.config import ConfigError
 from workbench.runs import find_project_root, format_runs_table, headline_metrics, list_runs, run_spec
 from workbench.runs.outputs import COMPUTE_FILE, read_json
+from workbench.runs.plan import format_plan
 from workbench.runs.registry import format_number
+from workbench.runs.runner import PipelineResult, dry_run
 from workbench.runs.runner import DEFAULT_RUNS_SUBDIR
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a spec parameter; VALUE is read as YAML, so max_steps=10 is an int (repeatable)",
     )
     run.add_argument("--quiet", action="store_true", help="do not stream the notebook's output")
+    run.add_argument("--dry-run", action="store_true", help="print the expanded runs; execute nothing")
+    run.add_argument("-j", "--jobs", type=int, default=1, help="runs to execute at once in a sweep (default 1)")
     run.set_defaults(command=_run)
 
     runs = verbs.add_parser("runs", help="list run folders with status, wall time and headline metrics")
@@ -61,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.dry_run:
+            print(format_plan(dry_run(args.spec, runs_dir=args.runs_dir, overrides=dict(args.param))))
+            return EXIT_COMPLETED
         with _notebook_output_on_stdout(enabled=not args.quiet):
             result = run_spec(
-                args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet
+                args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet,
+                jobs=args.jobs,
             )
     except ConfigError as e:
         print(f"workbench run: {e}", file=sys.stderr)
@@ -71,6 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as e:
         print("workbench run: interrupted", *getattr(e, "__notes__", []), sep="\n", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(result, PipelineResult):
+        return _report_pipeline(result)
     print(f"{result.status}: {result.run_id}")
     print(f"run folder: {result.run_dir}")
     if result.status != "completed":
@@ -88,6 +98,17 @@ def _run(args: argparse.Namespace) -> int:
             print(f"compute: {c['train_tokens']:,} training tokens in {c['train_time_s']:.1f} s "
                   f"({c['tokens_per_s']:,.0f} tokens/s)")
     return EXIT_COMPLETED
+
+
+def _report_pipeline(result: PipelineResult) -> int:
+    print(format_runs_table(list_runs(result.run_dir)))
+    failed = [r for r in result.results if r.status != "completed"]
+    print(f"{result.status}: {len(result.results) - len(failed)} of {len(result.results)} runs completed")
+    print(f"run folder: {result.run_dir}")
+    for r in failed:
+        where = f"traceback in {r.notebook}" if r.status == "failed" else r.error
+        print(f"  {r.status} {r.run_dir.name}: {where}")
+    return EXIT_COMPLETED if not failed else EXIT_FAILED
 
 
 def _runs(args: argparse.Namespace) -> int:

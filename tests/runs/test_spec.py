@@ -30,12 +30,12 @@ def test_overrides_lay_over_parameters(project: Path):
 
 
 def test_unknown_key_names_it_and_the_valid_keys(make_spec):
-    path = make_spec("bad.yaml", "notebook: notebooks/ok.ipynb\nparams:\n  alpha: 1\nseeds: [1]\n")
+    path = make_spec("bad.yaml", "notebook: notebooks/ok.ipynb\nparams:\n  alpha: 1\nseed: [1]\n")
     with pytest.raises(SpecError) as e:
         load_spec(path)
     message = str(e.value)
-    assert "'params'" in message and "'seeds'" in message
-    assert "name, description, notebook, parameters" in message
+    assert "'params'" in message and "'seed'" in message
+    assert "name, description, notebook, parameters, sweep, seeds, stages" in message
     assert isinstance(e.value, ConfigError)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from workbench.runs.outputs import METRICS_FILE, OutputError, read_json
-from workbench.runs.runner import STATUS_FILE
+from workbench.runs.runner import PLAN_FILE, STATUS_FILE
 
 # zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text.
 HEADLINE_PREFERENCE = ("val_loss", "val_bpb", "zlib_bpb", "val_ppl", "train_loss")
@@ -37,11 +37,20 @@ def list_runs(runs_dir: str | Path) -> list[RunRecord]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    records = [read_run(d) for d in runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    records = []
+    for folder in _subfolders(runs_dir):
+        if (folder / PLAN_FILE).is_file():  # a sweep or pipeline: one run per subfolder
+            records += [read_run(run, run_id=f"{folder.name}/{run.name}") for run in _subfolders(folder)]
+        else:
+            records.append(read_run(folder))
     return sorted(records, key=_start_time)
 
 
-def read_run(run_dir: Path) -> RunRecord:
+def _subfolders(folder: Path) -> list[Path]:
+    return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+
+
+def read_run(run_dir: Path, run_id: str | None = None) -> RunRecord:
     """The record for one folder; status "unknown" when status.json is missing or corrupt."""
     try:
         status = read_json(run_dir / STATUS_FILE)
@@ -55,7 +64,7 @@ def read_run(run_dir: Path) -> RunRecord:
         metrics = None
     wall = status.get("wall_time_s")
     return RunRecord(
-        run_id=run_dir.name,
+        run_id=run_id or run_dir.name,
         spec=status.get("spec") if isinstance(status.get("spec"), str) else None,
         status=status.get("status") if isinstance(status.get("status"), str) else "unknown",
         started=status.get("started") if isinstance(status.get("started"), str) else None,

@@ -2,8 +2,8 @@
 
 A spec is the unit `workbench run` executes. Everything in it is checked here,
 before any folder is made or kernel started, so a typo costs a second, not a
-kernel start-up. New sections (stages, sweeps, seeds) become new keys in
-`SPEC_KEYS`, new fields on `Spec` and one `_read_*` function each.
+kernel start-up. A spec is either one notebook (`notebook:` at the top) or a
+pipeline (`stages:`); either can sweep parameters and repeat over seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import yaml
 
 from workbench.config import ConfigError
 
-SPEC_KEYS = ("name", "description", "notebook", "parameters")
+SPEC_KEYS = ("name", "description", "notebook", "parameters", "sweep", "seeds", "stages")
+STAGE_KEYS = ("name", "notebook", "parameters", "sweep", "seeds")
+SWEEP_KEYS = ("grid", "list")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 PROJECT_MARKERS = ("notebooks", "pyproject.toml")
 
@@ -28,52 +30,201 @@ class SpecError(ConfigError):
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One notebook of a spec, with its parameters and how to repeat it.
+
+    `grid` is swept as a Cartesian product, `cases` (the spec's `sweep: list:`)
+    one entry at a time, and `seeds` repeats every combination once per seed.
+    """
+
+    name: str
+    notebook: Path
+    parameters: dict[str, Any]
+    grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    cases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    seeds: list[int] | None = None
+
+    @property
+    def repeats(self) -> bool:
+        return bool(self.grid or self.cases or self.seeds)
+
+
+@dataclass(frozen=True)
 class Spec:
-    """A loaded, checked experiment spec; paths are absolute."""
+    """A loaded, checked experiment spec; paths are absolute.
+
+    A plain spec (`notebook:` at the top) is a pipeline of one stage named
+    after the spec; `stages:` lists several, run in order.
+    """
 
     name: str
     description: str | None
-    notebook: Path
-    parameters: dict[str, Any]
+    stages: tuple[Stage, ...]
     path: Path
     project_root: Path
+    pipeline: bool = False  # written with `stages:`
+
+    @property
+    def single_run(self) -> bool:
+        return len(self.stages) == 1 and not self.stages[0].repeats
+
+    @property
+    def notebook(self) -> Path:
+        return self._only_stage("notebook").notebook
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self._only_stage("parameters").parameters
+
+    def _only_stage(self, what: str) -> Stage:
+        if len(self.stages) != 1:
+            raise SpecError(f"{self.path}: `{what}` is per stage in a spec with {len(self.stages)} stages")
+        return self.stages[0]
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise SpecError(f"{self.path}: no stage {name!r}; stages are: {', '.join(s.name for s in self.stages)}")
 
     def with_parameters(self, overrides: dict[str, Any] | None) -> Spec:
-        """This spec with `overrides` (e.g. from `workbench run -p`) laid over its parameters."""
+        """This spec with `overrides` (e.g. from `workbench run -p`) laid over its parameters.
+
+        In a pipeline, `stage.name=value` targets one stage; a plain name goes to every stage.
+        """
         if not overrides:
             return self
-        return dataclasses.replace(self, parameters={**self.parameters, **overrides})
+        stages = []
+        for stage in self.stages:
+            mine = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(f"{stage.name}.")}
+            common = {k: v for k, v in overrides.items() if "." not in k}
+            stages.append(dataclasses.replace(stage, parameters={**stage.parameters, **common, **mine}))
+        unknown = [k.split(".", 1)[0] for k in overrides if "." in k]
+        missing = sorted(set(unknown) - {s.name for s in self.stages})
+        if missing:
+            raise SpecError(f"override for unknown stage(s) {', '.join(missing)}; stages are: "
+                            f"{', '.join(s.name for s in self.stages)}")
+        return dataclasses.replace(self, stages=tuple(stages))
 
     def to_yaml(self) -> str:
         """The spec as it ran (overrides included); `workbench run` on this text repeats the run."""
-        record = {"name": self.name, "description": self.description,
-                  "notebook": self.notebook.relative_to(self.project_root).as_posix(), "parameters": self.parameters}
-        return yaml.safe_dump({k: v for k, v in record.items() if v is not None}, sort_keys=False)
+        def stage_record(stage: Stage) -> dict[str, Any]:
+            sweep = {k: v for k, v in (("grid", stage.grid), ("list", stage.cases)) if v}
+            record = {"notebook": stage.notebook.relative_to(self.project_root).as_posix(),
+                      "parameters": stage.parameters, "sweep": sweep or None, "seeds": stage.seeds}
+            return {k: v for k, v in record.items() if v is not None}
+
+        record: dict[str, Any] = {"name": self.name}
+        if self.description:
+            record["description"] = self.description
+        if self.pipeline:
+            record["stages"] = [{"name": s.name, **stage_record(s)} for s in self.stages]
+        else:
+            record.update(stage_record(self.stages[0]))
+        return yaml.safe_dump(record, sort_keys=False)
 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and check the spec at `path`; raises SpecError naming the file and the problem."""
     path = Path(path).expanduser().resolve()
     raw = _read_yaml(path)
-    unknown = [k for k in raw if k not in SPEC_KEYS]
-    if unknown:
-        raise SpecError(
-            f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: {', '.join(SPEC_KEYS)}"
-        )
+    _check_keys(raw, SPEC_KEYS, str(path))
     root = find_project_root(path.parent)
     if root is None:
         raise SpecError(
             f"{path}: no project root found (no ancestor directory holds "
             f"{' or '.join(PROJECT_MARKERS)}); the spec's notebook path is relative to it"
         )
+    name = _read_name(raw, path)
+    default_seeds = _read_seeds(raw, str(path))
+    if "stages" in raw:
+        clash = [k for k in ("notebook", "parameters", "sweep") if k in raw]
+        if clash:
+            raise SpecError(f"{path}: with `stages:`, put {', '.join(clash)} inside each stage, not at the top")
+        stages = _read_stages(raw["stages"], path, root, default_seeds)
+    else:
+        stages = (_read_stage({**raw, "name": name}, path, root, default_seeds, where=str(path)),)
     return Spec(
-        name=_read_name(raw, path),
+        name=name,
         description=_read_description(raw, path),
-        notebook=_read_notebook(raw, path, root),
-        parameters=_read_parameters(raw, path),
+        stages=stages,
         path=path,
         project_root=root,
+        pipeline="stages" in raw,
     )
+
+
+def _read_stages(raw_stages: Any, path: Path, root: Path, default_seeds: list[int] | None) -> tuple[Stage, ...]:
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise SpecError(f"{path}: `stages:` must be a non-empty list of stages (each with name and notebook)")
+    stages, seen = [], set()
+    for i, raw in enumerate(raw_stages):
+        where = f"{path}: stage {i + 1}"
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where}: a stage is a mapping of {', '.join(STAGE_KEYS)}")
+        _check_keys(raw, STAGE_KEYS, where)
+        if "name" not in raw:
+            raise SpecError(f"{where}: every stage needs a `name:` (later stages refer to it as ${{name}})")
+        stage = _read_stage(raw, path, root, default_seeds, where=f"{path}: stage {raw['name']!r}")
+        if stage.name in seen:
+            raise SpecError(f"{where}: two stages are named {stage.name!r}")
+        seen.add(stage.name)
+        stages.append(stage)
+    return tuple(stages)
+
+
+def _read_stage(raw: dict, path: Path, root: Path, default_seeds: list[int] | None, where: str) -> Stage:
+    name = raw["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or set(name) == {"."}:
+        raise SpecError(f"{where}: stage name {name!r} may use only letters, digits, '.', '_' and '-'")
+    grid, cases = _read_sweep(raw, where)
+    seeds = _read_seeds(raw, where) if "seeds" in raw else default_seeds
+    return Stage(
+        name=name,
+        notebook=_read_notebook(raw, path, root),
+        parameters=_read_parameters(raw, path),
+        grid=grid,
+        cases=cases,
+        seeds=seeds,
+    )
+
+
+def _read_sweep(raw: dict, where: str) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    sweep = raw.get("sweep")
+    if sweep is None:
+        return {}, []
+    if not isinstance(sweep, dict):
+        raise SpecError(f"{where}: `sweep:` is a mapping with `grid:` (name: [values]) and/or `list:` ([{{...}}])")
+    _check_keys(sweep, SWEEP_KEYS, f"{where}: sweep")
+    grid = sweep.get("grid") or {}
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise SpecError(f"{where}: `sweep: grid:` maps each parameter to a non-empty list of values")
+    cases = sweep.get("list") or []
+    if not isinstance(cases, list) or not all(isinstance(c, dict) and c for c in cases):
+        raise SpecError(f"{where}: `sweep: list:` is a list of parameter mappings, one per run")
+    overlap = sorted(set(grid) & {k for c in cases for k in c})
+    if overlap:
+        raise SpecError(f"{where}: {', '.join(overlap)} is swept by both grid and list; choose one")
+    return {k: list(v) for k, v in grid.items()}, [dict(c) for c in cases]
+
+
+def _read_seeds(raw: dict, where: str) -> list[int] | None:
+    seeds = raw.get("seeds")
+    if seeds is None:
+        return None
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise SpecError(f"{where}: `seeds:` repeats a seed: {seeds}")
+        return list(seeds)
+    raise SpecError(f"{where}: `seeds:` is a count (3 = seeds 0, 1, 2) or a list of distinct ints, got {seeds!r}")
+
+
+def _check_keys(raw: dict, valid: tuple[str, ...], where: str) -> None:
+    unknown = [k for k in raw if k not in valid]
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: {', '.join(valid)}")
 
 
 def find_project_root(start: Path) -> Path | None:
