@@ -67,5 +67,5 @@ def test_dry_run_prints_the_plan_and_executes_nothing(pipeline, capsys, no_kerne
     assert main(["run", str(pipeline), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("pipe: 5 run(s) in 3 stage(s)")
-    assert "sweep/sweep-002 (alpha=3)" in out
+    assert "  sweep-002: alpha=3" in out
     assert not (pipeline.parent / "runs").exists()

@@ -122,8 +122,11 @@ def test_dry_run_text_lists_every_run_with_its_parameters(make_spec, consumer, t
     plan = make_plan(load_spec(make_spec("pipe.yaml", PIPELINE)), tmp_path / "exp")
     text = format_plan(plan)
     assert text.startswith("pipe: 9 run(s) in 3 stage(s)")
-    assert "second/second-005 (alpha=3, seed=1)" in text
-    assert "notebook: notebooks/consumer.ipynb" in text
+    assert "stage second: 6 run(s) of notebooks/consumer.ipynb" in text
+    line = next(line for line in text.splitlines() if line.startswith("  second-005:"))
+    assert "alpha=3" in line and "seed=1" in line
+    second = text.split("stage second")[1].split("stage summary")[0]
+    assert "    upstream:" not in second and "upstream=first-001" in line  # differs per seed: on run lines
 
 
 def test_the_recorded_spec_of_a_pipeline_loads_back_the_same(make_spec, consumer, tmp_path):

@@ -74,7 +74,7 @@ def make_plan(spec: Spec, root: Path, *, validate: bool = True) -> Plan:
             try:
                 params = _resolve(params, plan, stage, varied.get("seed", params.get("seed")), depends)
             except SpecError as error:
-                problems.append(f"stage {stage.name!r}: {error}")
+                problems.append(f"stage {stage.name!r}: {error}" if spec.pipeline else str(error))
             plan.runs.append(PlannedRun(stage.name, folder, stage.notebook, params, varied, tuple(depends)))
     if validate:
         problems += _parameter_problems(plan)
@@ -85,14 +85,30 @@ def make_plan(spec: Spec, root: Path, *, validate: bool = True) -> Plan:
 
 
 def format_plan(plan: Plan) -> str:
-    """What `--dry-run` prints: every run, its folder, notebook and parameters."""
+    """What `--dry-run` prints: per stage its notebook and shared parameters, then a line per run."""
     lines = [f"{plan.spec.name}: {len(plan.runs)} run(s) in {len(plan.spec.stages)} stage(s) -> {plan.root}"]
-    for run in plan.runs:
-        lines.append(f"  {run.label}")
-        lines.append(f"      notebook: {run.notebook.relative_to(plan.spec.project_root).as_posix()}")
-        for name, value in run.parameters.items():
-            lines.append(f"      {name}: {value!r}")
+    for stage in plan.spec.stages:
+        runs = plan.of_stage(stage.name)
+        notebook = stage.notebook.relative_to(plan.spec.project_root).as_posix()
+        lines.append(f"stage {stage.name}: {len(runs)} run(s) of {notebook}")
+        # Shared: the same in every run (a reference can differ per run even when no sweep sets it).
+        differ = [k for k in runs[0].parameters if len({repr(run.parameters.get(k)) for run in runs}) > 1]
+        for name, value in runs[0].parameters.items():
+            if name not in differ:
+                lines.append(f"    {name}: {_short(value, plan.root)}")
+        if len(runs) > 1:
+            for run in runs:
+                values = ", ".join(f"{k}={_short(run.parameters[k], plan.root)}" for k in differ)
+                lines.append(f"  {run.folder.name}: {values}")
     return "\n".join(lines)
+
+
+def _short(value: Any, root: Path) -> str:
+    """Paths inside the plan shown relative to it, so run lines stay readable."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v, root) for v in value) + "]"
+    text = str(value) if not isinstance(value, str) else value
+    return text.replace(f"{root}/", "") if isinstance(value, str) else repr(value)
 
 
 def _resolve(value: Any, plan: Plan, stage: Stage, seed: Any, depends: list[Path]) -> Any:
@@ -149,5 +165,5 @@ def _parameter_problems(plan: Plan) -> list[str]:
         try:
             validate_parameters(run.notebook, run.parameters)
         except ParameterError as error:
-            problems.append(f"stage {run.stage!r}: {error}")
+            problems.append(f"stage {run.stage!r}: {error}" if plan.spec.pipeline else str(error))
     return problems
