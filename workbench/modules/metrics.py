@@ -1,0 +1,99 @@
+"""Evaluation metrics per task kind, accumulated over an epoch with torchmetrics.
+
+Scalars (accuracy, macro-F1, MSE, R², loss, perplexity) are what Lightning
+logs; the confusion matrix and per-class F1 are kept as plain lists and dicts
+so a recipe can save them as JSON. Every kind also reports its mean loss,
+weighted by what the loss averages over (examples, or labelled tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+from torchmetrics.regression import MeanSquaredError, R2Score
+
+from workbench.config import ConfigError
+
+IGNORE_INDEX = -100
+METRIC_KINDS = ("sequence_classification", "token_classification", "regression", "causal_lm")
+
+
+def metric_collection(task_kind: str, num_classes: int | None = None) -> MetricCollection:
+    if task_kind not in METRIC_KINDS:
+        raise ConfigError(f"unknown task kind {task_kind!r}; valid kinds are: {', '.join(METRIC_KINDS)}")
+    if task_kind in ("sequence_classification", "token_classification"):
+        if not num_classes or num_classes < 2:
+            raise ConfigError(f"{task_kind} metrics need num_classes >= 2, got {num_classes!r}")
+        metrics = {
+            "accuracy": MulticlassAccuracy(num_classes, average="micro"),
+            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+            "per_class_f1": MulticlassF1Score(num_classes, average="none"),
+        }
+        if task_kind == "sequence_classification":
+            metrics["confusion_matrix"] = MulticlassConfusionMatrix(num_classes)
+        return MetricCollection(metrics)
+    if task_kind == "regression":
+        return MetricCollection({"mse": MeanSquaredError(), "r2": R2Score()})
+    return MetricCollection({})  # causal_lm: loss and perplexity come from the loss itself
+
+
+class TaskMetrics(nn.Module):
+    """One evaluation pass (validation or test): update per batch, then `compute()` plain values."""
+
+    def __init__(self, task_kind: str, num_classes: int | None = None, label_names: list[str] | None = None) -> None:
+        super().__init__()
+        self.task_kind = task_kind
+        self.metrics = metric_collection(task_kind, num_classes)
+        self.loss = MeanMetric()
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_classes or 0)]
+
+    def update(self, predictions: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
+        """One batch: its predictions, labels and mean loss (weighted here by what that mean was over)."""
+        labels = labels.detach()
+        if self.task_kind == "causal_lm":
+            weight = int((labels[:, 1:] != IGNORE_INDEX).sum())  # the LM head scores the shifted labels
+        elif self.task_kind == "token_classification":
+            keep = labels != IGNORE_INDEX
+            predictions, labels = predictions[keep], labels[keep]
+            weight = labels.numel()
+        else:
+            weight = labels.shape[0]
+        if weight == 0:
+            return
+        self.loss.update(loss.detach().float(), weight=weight)
+        if self.task_kind != "causal_lm":
+            self.metrics.update(predictions.detach().float(), labels.float() if self.task_kind == "regression" else labels)
+
+    def compute(self) -> dict[str, Any]:
+        """Scalars as floats, the confusion matrix as a list of rows (true label), per-class F1 by label name."""
+        if self.loss.update_count == 0:
+            return {}
+        loss = float(self.loss.compute())
+        values: dict[str, Any] = {"loss": loss}
+        if self.task_kind == "causal_lm":
+            values["perplexity"] = math.exp(min(loss, 700.0))
+        if self.task_kind == "regression" and int(self.metrics["r2"].total) < 2:
+            values["mse"] = float(self.metrics["mse"].compute())
+            values["r2"] = float("nan")  # undefined for fewer than two examples
+            return values
+        for name, value in (self.metrics.compute() if len(self.metrics) else {}).items():
+            if name == "confusion_matrix":
+                values[name] = value.long().tolist()
+            elif name == "per_class_f1":
+                values[name] = dict(zip(self.label_names, value.tolist()))
+            else:
+                values[name] = float(value)
+        return values
+
+    def reset(self) -> None:
+        self.loss.reset()
+        self.metrics.reset()
+
+
+def scalars(values: dict[str, Any]) -> dict[str, float]:
+    return {name: value for name, value in values.items() if isinstance(value, float)}
