@@ -18,7 +18,7 @@ from workbench.models.decoder import Decoder
 
 class Backbone(nn.Module, ABC):
     kind: str  # "decoder" or "encoder"
-    default_pooling: str  # the position that summarises a sequence: "last" (decoder) or "first" (encoder)
+    default_pooling: str  # how a sequence is summarised: "last" (decoder), "first" or "mean" (encoders)
 
     @property
     @abstractmethod

@@ -1,0 +1,99 @@
+"""The fine-tuning recipe end to end on a tiny saved base and a local CSV task."""
+
+import csv
+
+import pytest
+import torch
+
+from workbench.config import ConfigError
+from workbench.data import build_tokenizer
+from workbench.models import Decoder, DecoderConfig
+from workbench.modules import save_pretrained
+from workbench.modules.finetune_recipe import FinetuneSettings, finetune
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A saved tiny decoder standing in for a pretraining run folder."""
+    folder = tmp_path_factory.mktemp("run")
+    tokenizer = build_tokenizer("char", ["abcdefghijklmnopqrstuvwxyz .,0123456789"])
+    torch.manual_seed(0)
+    decoder = Decoder(DecoderConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, block_size=64))
+    save_pretrained(folder / "checkpoint", decoder, tokenizer)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def csv_task(tmp_path_factory):
+    """Two classes a model can tell apart from the first letter."""
+    path = tmp_path_factory.mktemp("task") / "task.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "group"])
+        for i in range(120):
+            label = "vowel" if i % 2 else "consonant"
+            text = ("a" if i % 2 else "z") + f" item {i}"
+            writer.writerow([text, label, f"g{i % 30}"])
+    return str(path)
+
+
+def settings(tiny_run, csv_task, **overrides):
+    values = dict(base=str(tiny_run), task="file", task_path=csv_task, max_length=16, batch_size=16,
+                  max_epochs=4, learning_rate=5e-3, label_fraction=1.0)
+    return {**values, **overrides}
+
+
+def test_full_fine_tuning_learns_and_reports_everything(tiny_run, csv_task):
+    outcome = finetune(settings(tiny_run, csv_task), printer=None)
+    metrics = outcome.metrics
+    assert metrics["test_accuracy"] > 0.9
+    assert metrics["trainable_parameters"] == metrics["total_parameters"]
+    assert {"val_macro_f1", "test_macro_f1", "test_loss", "train_examples", "steps"} <= set(metrics)
+    matrix = outcome.details["test"]["test_confusion_matrix"]
+    assert len(matrix) == 2 and sum(map(sum, matrix)) == len(outcome.task.splits["test"])
+    assert outcome.data["base"]["kind"] == "workbench-decoder"
+
+
+def test_same_seed_same_metrics_and_scratch_is_a_different_start(tiny_run, csv_task):
+    a = finetune(settings(tiny_run, csv_task, max_epochs=1), printer=None).metrics
+    b = finetune(settings(tiny_run, csv_task, max_epochs=1), printer=None).metrics
+    c = finetune(settings(tiny_run, csv_task, max_epochs=1, base=f"scratch:{tiny_run}"), printer=None).metrics
+    assert a == b
+    assert a["val_loss"] != c["val_loss"]
+
+
+def test_lora_trains_a_small_fraction(tiny_run, csv_task):
+    metrics = finetune(settings(tiny_run, csv_task, strategy="lora", max_epochs=1, lora_rank=2), printer=None).metrics
+    assert 0 < metrics["trainable_fraction"] < 0.2
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"task": "sentiment"}, "task='sentiment' is not one of: docstring-topic"),
+        ({"strategy": "adapter"}, "strategy='adapter' is not one of: full, linear_probe"),
+        ({"head": "ranking"}, "head='ranking' is not one of"),
+        ({"label_fraction": 0.0}, r"label_fraction must be in \(0, 1\]"),
+        ({"label_fraction": 1.5}, r"label_fraction must be in \(0, 1\]"),
+        ({"layer_lr_decay": 2.0}, "layer_lr_decay"),
+        ({"batch_sizes": 3}, "unknown key.*'batch_sizes'"),
+    ],
+)
+def test_bad_settings_fail_before_anything_loads(values, message):
+    with pytest.raises(ConfigError, match=message):
+        FinetuneSettings.from_dict(values)
+
+
+def test_a_base_that_is_neither_a_run_nor_a_model_folder_is_explained(tmp_path, csv_task):
+    with pytest.raises(ConfigError, match="config.json"):
+        finetune({"base": str(tmp_path), "task": "file", "task_path": csv_task}, printer=None)
+
+
+def test_a_missing_label_column_lists_the_columns(tiny_run, csv_task):
+    with pytest.raises(ValueError, match="group"):
+        finetune(settings(tiny_run, csv_task, label_column="category"), printer=None)
+
+
+def test_a_head_that_does_not_fit_the_task_is_refused_before_training(tiny_run, csv_task):
+    with pytest.raises(ValueError, match="regression"):
+        finetune(settings(tiny_run, csv_task, head="regression"), printer=None)
