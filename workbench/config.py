@@ -8,9 +8,10 @@ in a spec fails the same way everywhere: naming the key and the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -74,3 +75,19 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
 
 def _name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def keyword_options(
+    function: Callable, options: dict[str, Any], *, what: str, error: type[Exception] = ConfigError
+) -> dict[str, Any]:
+    """`function`'s keyword-only defaults overridden by `options`; an unknown name is an `error`
+    listing the valid ones. Lets a caller check options before calling a slow loader."""
+    defaults = {
+        p.name: p.default
+        for p in inspect.signature(function).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise error(f"unknown {what} option(s) {', '.join(map(repr, unknown))}; valid options are: {', '.join(defaults)}")
+    return {**defaults, **options}

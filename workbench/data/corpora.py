@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
-import inspect
 import math
 import os
 import socket
@@ -25,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import datasets
+
+from workbench.config import keyword_options
 
 CORPORA = ("stdlib", "text", "hf")
 
@@ -82,18 +83,7 @@ def load_corpus(
 
 def check_corpus_options(name: str, options: dict) -> None:
     """Fail fast on a bad corpus name or options, before any loading (used by DataModules)."""
-    parameters = {
-        p.name: p.default
-        for p in inspect.signature(load_corpus).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    unknown = sorted(set(options) - set(parameters))
-    if unknown:
-        raise CorpusError(
-            f"unknown corpus option(s) {', '.join(map(repr, unknown))}; "
-            f"valid options are: {', '.join(parameters)}"
-        )
-    values = {**parameters, **options}
+    values = keyword_options(load_corpus, options, what="corpus", error=CorpusError)
     values.pop("cache_dir")
     _check(name, **values)
 

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import lightning as L
-import torch
 
 from workbench.config import ConfigError, from_dict
 from workbench.data.finetune_datamodule import FinetuneDataModule
@@ -188,13 +187,7 @@ def finetune(
         "label_fraction": settings.label_fraction,
         "steps": trainer.global_step,
     }
-    compute = {
-        **recorder.compute_record(),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "device": str(module.device),
-        "precision": settings.precision,
-        "torch_threads": torch.get_num_threads(),
-    }
+    compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
     data = {"task": task.describe(), "base": base.description, "text_encoder": base.text_encoder.describe(),
             "settings": asdict(settings)}
     details = {"validation": validation_details, "test": module.final_metrics()}

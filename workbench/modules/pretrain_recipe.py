@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import lightning as L
-import torch
 
 from workbench.config import ConfigError, from_dict
 from workbench.data import CORPORA, TOKENIZERS, PretrainDataModule
@@ -199,13 +198,7 @@ def pretrain(
         # The yardstick: a model worth keeping codes the validation text in fewer bits than zlib.
         "zlib_bpb": zlib_bits_per_byte(datamodule.corpus["validation"]["text"]),
     }
-    compute = {
-        **recorder.compute_record(),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "device": str(module.device),
-        "precision": settings.precision,
-        "torch_threads": torch.get_num_threads(),
-    }
+    compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
     described = datamodule.describe()
     data = {"fingerprint": described["corpus_summary"]["fingerprint"], **described, "settings": asdict(settings)}
     return PretrainOutcome(module.model.eval(), tokenizer, datamodule, recorder.history, metrics, compute, data)

@@ -75,8 +75,9 @@ class TrainingRecorder(L.Callback):
             shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
             self.printer(f"step {row['step']:>6}  {shown}  ({row['time_s']:.1f} s)")
 
-    def compute_record(self) -> dict[str, float]:
-        """Throughput over the time spent inside training steps (evaluation excluded)."""
+    def compute_record(self, *, started: float, device: str, precision: str) -> dict[str, Any]:
+        """Throughput over the time spent inside training steps (evaluation excluded), and the
+        whole wall time since `started` (a `time.perf_counter()` taken before data loading)."""
         tokens = self.train_steps * self.tokens_per_step
         seconds = max(self.train_seconds, 1e-9)
         return {
@@ -85,4 +86,8 @@ class TrainingRecorder(L.Callback):
             "train_time_s": round(self.train_seconds, 3),
             "tokens_per_s": round(tokens / seconds, 1),
             "ms_per_step": round(1000 * seconds / max(1, self.train_steps), 2),
+            "wall_time_s": round(time.perf_counter() - started, 3),
+            "device": device,
+            "precision": precision,
+            "torch_threads": torch.get_num_threads(),
         }

@@ -8,10 +8,10 @@ take the researcher's own data.
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
 
+from workbench.config import keyword_options
 from workbench.data.tasks import docstring_topic, function_size, generic, token_type
 from workbench.data.tasks.base import TASK_KINDS, TaskData, TaskError
 from workbench.data.tasks.python_source import source_tree
@@ -112,17 +112,7 @@ def load_task(
 
 def check_task_options(name: str, options: dict) -> None:
     """Fail fast on a bad task name or options, before anything is loaded (for notebooks and specs)."""
-    parameters = {
-        p.name: p.default
-        for p in inspect.signature(load_task).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    unknown = sorted(set(options) - set(parameters))
-    if unknown:
-        raise TaskError(
-            f"unknown task option(s) {', '.join(map(repr, unknown))}; valid options are: {', '.join(parameters)}"
-        )
-    values = {**parameters, **options}
+    values = keyword_options(load_task, options, what="task", error=TaskError)
     values.pop("cache_dir")
     _check(name, **values)
 
