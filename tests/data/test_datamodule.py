@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 
+from workbench.data.datamodule import ShuffledBatches
 from workbench.data import CorpusError, PretrainDataModule, TokenizerError, build_tokenizer
 
 
@@ -204,3 +205,23 @@ def test_lightning_trainer_runs_on_it(options):
     trainer.fit(TinyLM(), datamodule=module)
     assert trainer.global_step == 3
     assert "val_loss" in trainer.callback_metrics
+
+
+def test_shuffled_batches_started_mid_stream_serve_the_same_batches_as_an_uninterrupted_stream():
+    # 10 blocks, batch 3: 3 batches an epoch. Resume after 5 batches (1 epoch + 2 batches).
+    whole = ShuffledBatches(10, 3, seed=7)
+    stream = [b.tolist() for _ in range(3) for b in whole]
+    resumed = ShuffledBatches(10, 3, seed=7, start=5)
+    first_epoch_rest = [b.tolist() for b in resumed]
+    later_epoch = [b.tolist() for b in resumed]
+    assert first_epoch_rest == stream[5:6]
+    assert later_epoch == stream[6:9]
+    assert len(resumed) == 3  # Lightning counts a resumed epoch at full length
+
+
+def test_datamodule_state_round_trip_sets_the_samplers_start(options):
+    resumed = text_module(options)
+    resumed.load_state_dict({"batches_served": 3})
+    expected = batches(text_module(options).train_dataloader())[3]
+    first = next(iter(resumed.train_dataloader()))
+    assert torch.equal(first[0], expected[0]) and torch.equal(first[1], expected[1])

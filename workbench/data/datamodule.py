@@ -59,6 +59,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.num_proc = num_proc
+        self.batches_served = 0  # set from a checkpoint on resume: training continues where it stopped
         self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
@@ -89,13 +90,26 @@ class PretrainDataModule(L.LightningDataModule):
                 f"the train split has {len(self.train_blocks)} blocks of {self.block_size} tokens, "
                 f"fewer than one batch of {self.batch_size}; lower batch_size or block_size, or use more data"
             )
-        sampler = ShuffledBatches(len(self.train_blocks), self.batch_size, seed=self.seed)
-        return DataLoader(NextTokenBlocks(self.train_blocks), batch_sampler=sampler, collate_fn=_as_is)
+        sampler = ShuffledBatches(len(self.train_blocks), self.batch_size, seed=self.seed, start=self.batches_served)
+        return _loader(self.train_blocks, sampler)
 
     def val_dataloader(self) -> DataLoader:
         self._require_setup()
         sampler = EvaluationBatches(len(self.val_blocks), self.batch_size)
-        return DataLoader(NextTokenBlocks(self.val_blocks), batch_sampler=sampler, collate_fn=_as_is)
+        return _loader(self.val_blocks, sampler)
+
+    def state_dict(self) -> dict:
+        """Saved in Lightning checkpoints: how many training batches the run has consumed.
+
+        Checkpoints are taken on optimizer-step boundaries, so that is the
+        global step times the accumulation factor.
+        """
+        trainer = self.trainer
+        return {"batches_served": trainer.global_step * trainer.accumulate_grad_batches if trainer else 0}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Lightning restores this before it builds the dataloaders, so the sampler starts mid-stream."""
+        self.batches_served = int(state_dict["batches_served"])
 
     def describe(self) -> dict:
         """A JSON-serialisable record of what was trained on, for the run folder."""
@@ -142,18 +156,32 @@ class NextTokenBlocks(Dataset):
 
 
 class ShuffledBatches(Sampler):
-    """A fresh permutation each epoch from a generator seeded once: same seed, same batches."""
+    """A fresh permutation each epoch from a generator seeded once: same seed, same batches.
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    The stream of batches is a pure function of the seed, so a run resumed
+    after `start` batches replays the permutations of the epochs it finished
+    (microseconds each) and continues mid-epoch exactly where it stopped.
+    The first iteration serves the rest of the epoch `start` falls in; later
+    iterations serve whole epochs, as Lightning expects of a resumed epoch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
         self.n, self.batch_size = n, batch_size
         self.generator = torch.Generator().manual_seed(seed)
+        epochs_done, self._offset = divmod(start, len(self)) if len(self) else (0, 0)
+        for _ in range(epochs_done):
+            torch.randperm(self.n, generator=self.generator)
 
     def __len__(self) -> int:
         return self.n // self.batch_size  # drop_last: every batch is full
 
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator)
-        yield from order[: len(self) * self.batch_size].view(len(self), self.batch_size)
+        batches = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
+        offset, self._offset = self._offset, 0
+        yield from batches[offset:]
 
 
 class EvaluationBatches(Sampler):
@@ -176,6 +204,12 @@ class EvaluationBatches(Sampler):
 
     def __iter__(self):
         yield from self.order.split(self.batch_size)
+
+
+def _loader(blocks: torch.Tensor, sampler: Sampler) -> DataLoader:
+    # A private generator: by default each iter(DataLoader) draws a seed from torch's global RNG,
+    # which would shift dropout's random stream by one draw in a resumed run.
+    return DataLoader(NextTokenBlocks(blocks), batch_sampler=sampler, collate_fn=_as_is, generator=torch.Generator())
 
 
 def _as_is(batch):

@@ -8,6 +8,7 @@ fail here, before any data is read.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -23,8 +24,10 @@ from workbench.models import PRESETS, Decoder, DecoderConfig
 from workbench.modules.optim import OptimConfig
 from workbench.modules.pretrain import PretrainModule
 from workbench.modules.recorder import TrainingRecorder
+from workbench.modules.training_state import TrainingState, resumable_state
 
 PRECISIONS = ("32-true", "bf16-mixed")
+RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches")  # neither changes the trained weights
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class PretrainSettings:
     eval_every: int = 50
     eval_batches: int = 20
     final_eval_batches: int | None = None  # None: the whole validation split
+    # resumability: training state saved every N optimizer steps (0: only at the end)
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         choices = {"corpus": CORPORA, "tokenizer": TOKENIZERS, "preset": tuple(PRESETS), "precision": PRECISIONS}
@@ -66,6 +71,8 @@ class PretrainSettings:
         for name in ("max_steps", "batch_size", "block_size", "eval_every", "eval_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be 0 (only at the end) or a number of steps, got {self.checkpoint_every}")
         # Build the configs now so their errors surface before the corpus is read.
         self.optim_config()
         self.model_config(vocab_size=256)
@@ -86,6 +93,10 @@ class PretrainSettings:
             max_steps=self.max_steps,
             weight_decay=self.weight_decay,
         )
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that shape training: a run may only resume under the same ones."""
+        return {k: v for k, v in asdict(self).items() if k not in RESUME_MAY_CHANGE}
 
     def corpus_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"validation_fraction": self.validation_fraction, "max_files": self.max_files}
@@ -125,6 +136,8 @@ def quiet_lightning() -> None:
     """Keep Lightning's banners (accelerator lines, tips) out of notebook outputs; warnings still show."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # The datamodule restores the data stream's position itself (its state_dict), so mid-epoch resume is exact.
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
 
 def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
@@ -156,10 +169,18 @@ def pretrain(
     *,
     callbacks: list[L.Callback] = (),
     printer: Callable[[str], None] | None = print,
+    state_dir: str | os.PathLike | None = None,
 ) -> PretrainOutcome:
-    """Seed, build data and model, fit, evaluate on the validation split."""
+    """Seed, build data and model, fit, evaluate on the validation split.
+
+    With `state_dir`, the training state is saved there every
+    `settings.checkpoint_every` steps and at the end; if that folder already
+    holds a state saved under the same settings, training resumes from it and
+    ends with the same weights and metrics as a run that never stopped.
+    """
     if isinstance(settings, dict):
         settings = PretrainSettings.from_dict(settings)
+    resume = resumable_state(state_dir, settings.identity()) if state_dir else None  # bad state: fail now
     started = time.perf_counter()
     quiet_lightning()
     L.seed_everything(settings.seed, workers=True, verbose=False)
@@ -179,8 +200,13 @@ def pretrain(
         )
     tokens_per_step = settings.batch_size * settings.block_size
     recorder = TrainingRecorder(tokens_per_step, every_n_steps=max(1, settings.max_steps // 100), printer=printer)
+    if state_dir:
+        every = settings.checkpoint_every or settings.max_steps
+        callbacks = [TrainingState(state_dir, every, settings.identity()), *callbacks]
+    if resume and printer:
+        printer(f"resuming from step {resume[1]} ({resume[0]})")
     trainer = _trainer(settings, [recorder, *callbacks])
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume[0] if resume else None, weights_only=True)
 
     final_batches = settings.final_eval_batches if settings.final_eval_batches is not None else 1.0
     evaluation = _trainer(settings, [], limit_val_batches=final_batches).validate(

@@ -6,6 +6,7 @@ pretraining and fine-tuning, and the live-curve widgets read what it records.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -35,6 +36,8 @@ class TrainingRecorder(L.Callback):
         self.train_steps = 0
         self._fit_start = 0.0
         self._batch_start = 0.0
+        self._seconds_before = 0.0  # wall time of the run's earlier attempts, when resumed
+        self.resumed_at_steps: list[int] = []
 
     @property
     def wall_seconds(self) -> float:
@@ -52,7 +55,24 @@ class TrainingRecorder(L.Callback):
         return row
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._fit_start = time.perf_counter()
+        self._fit_start = time.perf_counter() - self._seconds_before
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved with the training state: a resumed run's curves and totals cover the whole run."""
+        return {
+            "history": json.dumps(self.history),
+            "train_seconds": self.train_seconds,
+            "train_steps": self.train_steps,
+            "wall_seconds": self.wall_seconds,
+            "resumed_at_steps": list(self.resumed_at_steps),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = json.loads(state_dict["history"])
+        self.train_seconds = state_dict["train_seconds"]
+        self.train_steps = state_dict["train_steps"]
+        self._seconds_before = state_dict["wall_seconds"]
+        self.resumed_at_steps = [*state_dict["resumed_at_steps"], self.train_steps]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._batch_start = time.perf_counter()
@@ -90,4 +110,5 @@ class TrainingRecorder(L.Callback):
             "device": device,
             "precision": precision,
             "torch_threads": torch.get_num_threads(),
+            "resumed_at_steps": list(self.resumed_at_steps),  # empty for a run that never stopped
         }
