@@ -10,7 +10,7 @@ import yaml
 from workbench.runs import KernelNotFoundError, list_runs, run_spec
 from workbench.runs.runner import create_run_dir
 
-RUN_FILES = {"spec.yaml", "params.yaml", "status.json", "notebook.ipynb", "environment.json"}
+RUN_FILES = {"spec.yaml", "params.yaml", "status.json", "notebook.ipynb", "environment.json", ".lock"}
 NOTEBOOK_FILES = {"metrics.json", "data.json"}
 
 

@@ -17,6 +17,12 @@ from typing import Any
 
 from workbench.files import atomic_write
 
+# The files of a run folder (README: "The run folder").
+SPEC_FILE = "spec.yaml"
+PARAMS_FILE = "params.yaml"
+STATUS_FILE = "status.json"
+NOTEBOOK_FILE = "notebook.ipynb"
+PLAN_FILE = "plan.json"  # in the folder of a multi-run spec
 METRICS_FILE = "metrics.json"
 DATA_FILE = "data.json"
 COMPUTE_FILE = "compute.json"

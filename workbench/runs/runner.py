@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import socket
+import threading
 import time
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,18 +24,18 @@ from typing import Any, Iterator
 import yaml
 
 from workbench.config import ConfigError
+from workbench.files import atomic_write
 from workbench.runs.environment import now_iso, write_environment
-from workbench.runs.outputs import METRICS_FILE, read_json, write_json
+from workbench.runs.lock import RunBusyError, hold_run_lock
+from workbench.runs.outputs import (METRICS_FILE, NOTEBOOK_FILE, PARAMS_FILE, PLAN_FILE, SPEC_FILE, STATUS_FILE,
+                                    read_json, write_json)
 from workbench.runs.parameters import RESERVED, papermill_inference_quiet, validate_parameters
 from workbench.runs.plan import Plan, PlannedRun, make_plan
+from workbench.runs.resume import ResumeError, check_same_spec, folder_to_resume, run_status
 from workbench.runs.spec import Spec, load_spec
 
 DEFAULT_RUNS_SUBDIR = Path("experiments") / "runs"
-SPEC_FILE = "spec.yaml"
-PARAMS_FILE = "params.yaml"
-STATUS_FILE = "status.json"
-NOTEBOOK_FILE = "notebook.ipynb"
-PLAN_FILE = "plan.json"
+_stopping = threading.Event()  # set while Ctrl-C is interrupting the kernels
 
 
 class KernelNotFoundError(ConfigError):
@@ -80,8 +83,13 @@ def run_spec(
     kernel_name: str = "workbench",
     log_output: bool = False,
     jobs: int = 1,
+    resume: bool | str | Path = False,
 ) -> RunResult | PipelineResult:
     """Run the spec's notebook(s) with their parameters (and `overrides`) into a new folder.
+
+    With `resume` (True: the spec's newest folder; or a folder), continue an
+    earlier execution instead: completed runs are kept, the others run again
+    in their own folders, training from the state their last attempt saved.
 
     Raises ConfigError subclasses for a bad spec, parameters or kernel, before
     anything is written. A notebook that raises gives status "failed" (the
@@ -90,13 +98,28 @@ def run_spec(
     """
     spec = load_spec(spec_path).with_parameters(overrides)
     runs_dir = Path(runs_dir or spec.project_root / DEFAULT_RUNS_SUBDIR).resolve()
-    make_plan(spec, runs_dir / "<run-id>")  # every problem, before any folder or kernel
-    check_kernel(kernel_name)
-    root = create_run_dir(runs_dir, spec.name)
+    if resume:
+        if overrides:
+            raise ResumeError("--resume continues runs as they were started; it takes no -p overrides")
+        folder = folder_to_resume(runs_dir, spec, None if resume is True else Path(resume))
+        stored = load_spec(folder / SPEC_FILE, project_root=spec.project_root)
+        if resume is True:
+            check_same_spec(spec, stored, folder)
+        spec, root = stored, folder
+        make_plan(spec, root)  # every problem (a notebook changed since?), before any kernel
+        check_kernel(kernel_name)
+    else:
+        make_plan(spec, runs_dir / "<run-id>")  # every problem, before any folder or kernel
+        check_kernel(kernel_name)
+        root = create_run_dir(runs_dir, spec.name)
     plan = make_plan(spec, root, validate=False)
     if spec.single_run:
-        return execute_run(plan.runs[0], spec, kernel_name=kernel_name, log_output=log_output)
-    return run_pipeline(plan, kernel_name=kernel_name, log_output=log_output and jobs == 1, jobs=jobs)
+        run = plan.runs[0]
+        if resume and run_status(run.folder) == "completed":
+            return _kept(run)
+        return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output)
+    return run_pipeline(plan, kernel_name=kernel_name, log_output=log_output and jobs == 1, jobs=jobs,
+                        resume=bool(resume))
 
 
 def dry_run(spec_path: str | Path, *, runs_dir: str | Path | None = None,
@@ -113,12 +136,19 @@ def execute_run(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bo
 
     run_dir = run.folder
     run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_lock(run_dir):
+        return _execute_locked(run, spec, kernel_name=kernel_name, log_output=log_output, papermill=papermill)
+
+
+def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool, papermill) -> RunResult:
+    run_dir = run.folder
     resolved = validate_parameters(run.notebook, run.parameters)
     resolved[RESERVED] = str(run_dir)
     status = _running_status(run_dir, spec, run)
+    status["attempt"] = _keep_earlier_attempt(run_dir)
     clock = time.monotonic()
     try:
-        _start(run_dir, spec, resolved, status)
+        _start(run_dir, spec, run, resolved, status)
         with papermill_inference_quiet():  # names and types were checked above, with a real parser
             papermill.execute_notebook(
                 str(run.notebook),
@@ -133,8 +163,10 @@ def execute_run(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bo
         metrics = _read_metrics(run_dir)
     except papermill.PapermillExecutionError as e:
         error = f"{e.ename}: {e.evalue}"
-        _finish(run_dir, status, clock, "failed", error, failed_cell=e.exec_count)
-        return RunResult(status["run_id"], run_dir, "failed", None, error, failed_cell=e.exec_count)
+        # A kernel we interrupted (Ctrl-C) raises KeyboardInterrupt, or SystemExit from Lightning's handler.
+        outcome = "interrupted" if e.ename == "KeyboardInterrupt" or _stopping.is_set() else "failed"
+        _finish(run_dir, status, clock, outcome, error, failed_cell=e.exec_count)
+        return RunResult(status["run_id"], run_dir, outcome, None, error, failed_cell=e.exec_count)
     except KeyboardInterrupt as e:
         _finish(run_dir, status, clock, "interrupted", "interrupted (KeyboardInterrupt)")
         e.add_note(f"run folder (kept): {run_dir}")
@@ -148,45 +180,97 @@ def execute_run(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bo
 
 
 def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 1,
-                 printer=print) -> PipelineResult:
+                 printer=print, resume: bool = False) -> PipelineResult:
     """Run every planned run, `jobs` at a time, each once its references have completed.
 
     A run whose reference failed is skipped (and says so in its status.json);
-    runs that do not depend on a failure go on.
+    runs that do not depend on a failure go on. With `resume`, runs already
+    completed in `plan.root` are kept. Ctrl-C interrupts the running kernels,
+    marks their runs interrupted, starts nothing more, and re-raises.
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     spec = plan.spec
-    (plan.root / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
-    write_json(plan.root / PLAN_FILE, {
-        "spec": spec.name,
-        "runs": [{"stage": r.stage, "folder": r.folder.name, "varied": r.varied,
-                  "depends_on": [d.name for d in r.depends_on]} for r in plan.runs],
-    })
+    if not resume:
+        (plan.root / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
+        write_json(plan.root / PLAN_FILE, {
+            "spec": spec.name,
+            "runs": [{"stage": r.stage, "folder": r.folder.name, "varied": r.varied,
+                      "depends_on": [d.name for d in r.depends_on]} for r in plan.runs],
+        })
     results: dict[Path, RunResult] = {}
     pending = list(plan.runs)
+    if resume:
+        for run in list(pending):
+            if run_status(run.folder) == "completed":
+                pending.remove(run)
+                results[run.folder] = _kept(run)
+                printer(f"kept      {run.label} (completed earlier)")
     with _threads_per_kernel(jobs), ThreadPoolExecutor(max_workers=jobs) as pool:
         running: dict[Future, PlannedRun] = {}
-        while pending or running:
-            for run in list(pending):
-                states = [results[d].status if d in results else None for d in run.depends_on]
-                if any(state not in (None, "completed") for state in states):
-                    pending.remove(run)
-                    results[run.folder] = _skip(run, spec, "a run it refers to did not complete")
-                    printer(f"skipped   {run.label}")
-                elif all(state == "completed" for state in states) and len(running) < jobs:
-                    pending.remove(run)
-                    printer(f"running   {run.label}")
-                    running[pool.submit(execute_run, run, spec, kernel_name=kernel_name,
-                                        log_output=log_output)] = run
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = running.pop(future)
-                results[run.folder] = future.result()
-                printer(f"{results[run.folder].status:<9} {run.label}")
+        try:
+            _schedule(plan, pending, running, results, pool, jobs, kernel_name, log_output, printer)
+        except KeyboardInterrupt as interrupt:
+            _interrupt_kernels(running, results, printer)
+            interrupt.add_note(f"experiment folder (kept): {plan.root}")
+            interrupt.add_note(f"continue it with: workbench run {plan.root / SPEC_FILE} --resume {plan.root}")
+            raise
     return PipelineResult(plan.root, [results[run.folder] for run in plan.runs])
+
+
+def _schedule(plan: Plan, pending: list[PlannedRun], running: dict[Future, PlannedRun],
+              results: dict[Path, RunResult], pool: ThreadPoolExecutor, jobs: int, kernel_name: str,
+              log_output: bool, printer) -> None:
+    """Start runs whose references completed, `jobs` at a time, until every run has a result."""
+    spec = plan.spec
+    while pending or running:
+        for run in list(pending):
+            states = [results[d].status if d in results else None for d in run.depends_on]
+            if any(state not in (None, "completed") for state in states):
+                pending.remove(run)
+                results[run.folder] = _skip(run, spec, "a run it refers to did not complete")
+                printer(f"skipped   {run.label}")
+            elif all(state == "completed" for state in states) and len(running) < jobs:
+                pending.remove(run)
+                printer(f"running   {run.label}")
+                running[pool.submit(_execute_or_busy, run, spec, kernel_name, log_output)] = run
+        if not running:
+            continue
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            run = running.pop(future)
+            results[run.folder] = future.result()
+            printer(f"{results[run.folder].status:<9} {run.label}")
+
+
+def _execute_or_busy(run: PlannedRun, spec: Spec, kernel_name: str, log_output: bool) -> RunResult:
+    """execute_run, except that a run another process is executing is left to it (status "busy")."""
+    try:
+        return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output)
+    except RunBusyError as busy:
+        return RunResult(run.folder.name, run.folder, "busy", None, str(busy))
+
+
+def _interrupt_kernels(running: dict[Future, PlannedRun], results: dict[Path, RunResult], printer) -> None:
+    """Ctrl-C reached this process, not necessarily its kernels: interrupt them and let the runs record it."""
+    import psutil  # a dependency of ipykernel
+
+    _stopping.set()
+    try:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.send_signal(signal.SIGINT)
+            except psutil.Error:
+                pass
+        for future, run in running.items():
+            try:
+                results[run.folder] = future.result(timeout=60)
+            except Exception as error:  # noqa: BLE001 - the run's own status.json says what happened
+                printer(f"could not stop {run.label} cleanly: {error}")
+                continue
+            printer(f"{results[run.folder].status:<9} {run.label}")
+    finally:
+        _stopping.clear()
 
 
 def check_kernel(kernel_name: str) -> None:
@@ -227,6 +311,8 @@ def _running_status(run_dir: Path, spec: Spec, run: PlannedRun) -> dict[str, Any
         "spec_path": str(spec.path),
         "notebook": str(run.notebook),
         "status": "running",
+        "pid": os.getpid(),  # of the `workbench run` process; .lock tells whether it still runs
+        "host": socket.gethostname(),
         "started": now_iso(),
         "finished": None,
         "wall_time_s": None,
@@ -235,10 +321,16 @@ def _running_status(run_dir: Path, spec: Spec, run: PlannedRun) -> dict[str, Any
     }
 
 
-def _start(run_dir: Path, spec: Spec, resolved: dict[str, Any], status: dict[str, Any]) -> None:
-    """Write what the run is about to do: spec, parameters, "running" status, environment."""
-    if spec.single_run:
-        (run_dir / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
+def _start(run_dir: Path, spec: Spec, run: PlannedRun, resolved: dict[str, Any], status: dict[str, Any]) -> None:
+    """Write what the run is about to do: spec, parameters, "running" status, environment.
+
+    Every run folder gets a spec.yaml that repeats it alone: the spec itself
+    for a single run, a one-run spec with the resolved parameters for a run
+    of a pipeline or sweep.
+    """
+    text = spec.to_yaml() if spec.single_run else single_run_spec(spec, run)
+    with atomic_write(run_dir / SPEC_FILE) as temporary:
+        temporary.write_text(text, encoding="utf-8")
     (run_dir / PARAMS_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     write_json(run_dir / STATUS_FILE, status)
     write_environment(run_dir, spec.project_root, resolved)
@@ -269,6 +361,32 @@ def _threads_per_kernel(jobs: int) -> Iterator[None]:
         yield
     finally:
         del os.environ["OMP_NUM_THREADS"]
+
+
+def single_run_spec(spec: Spec, run: PlannedRun) -> str:
+    """A spec that runs just `run` again: its notebook with its resolved parameters (seed included)."""
+    record = {
+        "name": f"{spec.name}.{run.folder.name}",
+        "description": f"run {run.folder.name} (stage {run.stage}) of spec {spec.name}, on its own",
+        "notebook": run.notebook.relative_to(spec.project_root).as_posix(),
+        "parameters": run.parameters,
+    }
+    return yaml.safe_dump(record, sort_keys=False)
+
+
+def _keep_earlier_attempt(run_dir: Path) -> int:
+    """Number this attempt; an earlier attempt's executed notebook is kept as notebook.attempt-<n>.ipynb."""
+    earlier = sorted(run_dir.glob("notebook.attempt-*.ipynb"))
+    attempt = len(earlier) + 1
+    if (run_dir / NOTEBOOK_FILE).exists():
+        (run_dir / NOTEBOOK_FILE).rename(run_dir / f"notebook.attempt-{attempt}.ipynb")
+        attempt += 1
+    return attempt
+
+
+def _kept(run: PlannedRun) -> RunResult:
+    """A run completed by an earlier attempt: its result as recorded, executed again only if asked."""
+    return RunResult(run.folder.name, run.folder, "completed", _read_metrics(run.folder), None)
 
 
 def _skip(run: PlannedRun, spec: Spec, reason: str) -> RunResult:

@@ -124,12 +124,17 @@ class Spec:
         return yaml.safe_dump(record, sort_keys=False)
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and check the spec at `path`; raises SpecError naming the file and the problem."""
+def load_spec(path: str | Path, project_root: Path | None = None) -> Spec:
+    """Read and check the spec at `path`; raises SpecError naming the file and the problem.
+
+    Notebook paths are relative to `project_root`, by default the nearest
+    marked ancestor of the spec (a spec stored in a run folder outside the
+    project, under --runs-dir, needs it given).
+    """
     path = Path(path).expanduser().resolve()
     raw = _read_yaml(path)
     _check_keys(raw, SPEC_KEYS, str(path))
-    root = find_project_root(path.parent)
+    root = Path(project_root).resolve() if project_root else find_project_root(path.parent)
     if root is None:
         raise SpecError(
             f"{path}: no project root found (no ancestor directory holds "

@@ -1,0 +1,67 @@
+"""Which experiment folder `workbench run SPEC --resume` continues, and what in it is done.
+
+Resuming re-runs the spec *as it ran* (the spec.yaml stored in the folder)
+into the same run folders. Completed runs are kept as they are; killed,
+interrupted, failed and skipped ones run again, and a training notebook
+continues from the training state its previous attempt saved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.config import ConfigError
+from workbench.runs.lock import effective_status
+from workbench.runs.outputs import PLAN_FILE, SPEC_FILE, STATUS_FILE, OutputError, read_json
+from workbench.runs.spec import Spec
+
+
+class ResumeError(ConfigError):
+    """Nothing to resume, or the folder does not match the spec."""
+
+
+def experiment_folders(runs_dir: Path, spec_name: str) -> list[Path]:
+    """The folders `workbench run` made for `spec_name`, oldest first (names start with a timestamp)."""
+    found = []
+    for folder in sorted(Path(runs_dir).glob(f"*-{spec_name}-*")):
+        record = folder / (PLAN_FILE if (folder / PLAN_FILE).exists() else STATUS_FILE)
+        try:
+            if read_json(record).get("spec") == spec_name:
+                found.append(folder)
+        except OutputError:
+            continue
+    return found
+
+
+def folder_to_resume(runs_dir: Path, spec: Spec, folder: Path | None) -> Path:
+    """`folder` if given (checked), else the newest experiment folder of `spec`."""
+    if folder is not None:
+        folder = Path(folder).resolve()
+        if not (folder / SPEC_FILE).is_file():
+            raise ResumeError(f"{folder}: not a run folder of `workbench run` (no {SPEC_FILE} in it)")
+        return folder
+    folders = experiment_folders(runs_dir, spec.name)
+    if not folders:
+        raise ResumeError(f"no run of spec {spec.name!r} in {runs_dir} to resume; run it without --resume")
+    return folders[-1]
+
+
+def check_same_spec(current: Spec, stored: Spec, folder: Path) -> None:
+    """Refuse to continue a folder whose spec has since changed: its runs would match neither."""
+    if current.to_yaml() != stored.to_yaml():
+        raise ResumeError(
+            f"{current.path} has changed since {folder.name} ran it. Resume the folder as it ran with "
+            f"`workbench run {folder / SPEC_FILE} --resume {folder}`, or start afresh without --resume"
+        )
+
+
+def run_status(run_dir: Path) -> str:
+    """completed / failed / interrupted / skipped / killed / running, or "not started"."""
+    path = run_dir / STATUS_FILE
+    if not path.exists():
+        return "not started"
+    try:
+        recorded = read_json(path).get("status", "unknown")
+    except OutputError:
+        return "unknown"
+    return effective_status(run_dir, recorded)
