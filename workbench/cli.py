@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="do not stream the notebook's output")
     run.add_argument("--dry-run", action="store_true", help="print the expanded runs; execute nothing")
     run.add_argument("-j", "--jobs", type=int, default=1, help="runs to execute at once in a sweep (default 1)")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FOLDER",
+        help="continue the spec's newest run folder (or FOLDER): keep completed runs, rerun killed, interrupted "
+        "and failed ones from their saved training state",
+    )
     run.set_defaults(command=_run)
 
     runs = verbs.add_parser("runs", help="list run folders with status, wall time and headline metrics")
@@ -71,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         with _notebook_output_on_stdout(enabled=not args.quiet):
             result = run_spec(
                 args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet,
-                jobs=args.jobs,
+                jobs=args.jobs, resume=args.resume,
             )
     except ConfigError as e:
         print(f"workbench run: {e}", file=sys.stderr)
