@@ -170,8 +170,13 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
     except KeyboardInterrupt as e:
         _finish(run_dir, status, clock, "interrupted", "interrupted (KeyboardInterrupt)")
         e.add_note(f"run folder (kept): {run_dir}")
+        e.add_note(f"continue it with: workbench run {run_dir / SPEC_FILE} --resume {run_dir}")
         raise
     except Exception as e:
+        if _stopping.is_set():  # a kernel interrupted while it started, e.g.: the run was stopped, not broken
+            error = f"interrupted ({type(e).__name__}: {e})"
+            _finish(run_dir, status, clock, "interrupted", error)
+            return RunResult(status["run_id"], run_dir, "interrupted", None, error)
         _finish(run_dir, status, clock, "failed", f"{type(e).__name__}: {e}")
         e.add_note(f"run folder (kept): {run_dir}")
         raise
@@ -257,14 +262,18 @@ def _interrupt_kernels(running: dict[Future, PlannedRun], results: dict[Path, Ru
 
     _stopping.set()
     try:
-        for child in psutil.Process().children(recursive=True):
-            try:
-                child.send_signal(signal.SIGINT)
-            except psutil.Error:
-                pass
+        deadline = time.monotonic() + 60
+        # Again every second: a kernel still starting up when the first signal went out needs its own.
+        while not all(future.done() for future in running) and time.monotonic() < deadline:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    child.send_signal(signal.SIGINT)
+                except psutil.Error:
+                    pass
+            wait(running, timeout=1.0)
         for future, run in running.items():
             try:
-                results[run.folder] = future.result(timeout=60)
+                results[run.folder] = future.result(timeout=0)
             except Exception as error:  # noqa: BLE001 - the run's own status.json says what happened
                 printer(f"could not stop {run.label} cleanly: {error}")
                 continue
