@@ -1,0 +1,103 @@
+"""A fine-tuned model saved in its run folder, and loaded back for probing or use.
+
+    finetuned/
+      model.safetensors   base (LoRA adapters merged in) + head weights
+      finetuned.json      how to rebuild them: settings, head kind and size, task kind, label names
+
+Loading rebuilds the base's architecture and text encoder with `load_base`
+from the recorded base (a pretraining run folder, `minilm`, a Hugging Face
+folder) and then replaces every weight with the saved ones, so the base's own
+weights only need to exist, not to be unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import safetensors.torch
+from safetensors import SafetensorError
+
+from workbench.data.text_encoders import TextEncoder
+from workbench.files import atomic_write
+from workbench.heads import build_head
+from workbench.modules.bases import load_base
+from workbench.modules.checkpoint import WEIGHTS, CheckpointError
+from workbench.modules.finetune import FinetuneModule
+from workbench.modules.lora import merge_lora
+
+if TYPE_CHECKING:
+    from workbench.modules.finetune_recipe import FinetuneOutcome
+
+FINETUNED_DIR, RECORD = "finetuned", "finetuned.json"
+
+
+@dataclass
+class Finetuned:
+    """A fine-tuned model ready for inference: `module(input_ids, attention_mask)` gives the head's output."""
+
+    module: FinetuneModule
+    text_encoder: TextEncoder
+    task_kind: str
+    label_names: list[str] | None
+    settings: dict[str, Any]
+
+
+def save_finetuned(directory: str | Path, outcome: "FinetuneOutcome") -> Path:
+    """Write the fine-tuned weights (LoRA merged) and their rebuild record into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = outcome.data["settings"]
+    module = merge_lora(outcome.module)  # in place: training is over, and the merged model computes the same
+    record = {
+        "settings": settings,
+        "head": {
+            "kind": type(module.head).__name__,
+            "build": {
+                "kind": settings["head"] or _default_head(outcome.task.kind),
+                "hidden_size": outcome.base.backbone.hidden_size,
+                "num_labels": len(outcome.task.label_names) if outcome.task.label_names else None,
+                "pooling": settings["pooling"] or outcome.base.backbone.default_pooling,
+                "dropout": settings["dropout"],
+            },
+        },
+        "task_kind": outcome.task.kind,
+        "label_names": outcome.task.label_names,
+    }
+    with atomic_write(directory / WEIGHTS) as temporary:
+        safetensors.torch.save_model(module, str(temporary))
+    with atomic_write(directory / RECORD) as temporary:
+        temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return directory
+
+
+def load_finetuned(path: str | Path, *, device: str = "cpu") -> Finetuned:
+    """Rebuild a fine-tuned model (in eval mode) from a fine-tuning run folder or its `finetuned/` folder."""
+    path = Path(path)
+    directory = path if (path / RECORD).is_file() else path / FINETUNED_DIR
+    if not (directory / RECORD).is_file():
+        raise CheckpointError(f"{path} holds no fine-tuned model: expected {RECORD} there or in {directory}")
+    try:
+        record = json.loads((directory / RECORD).read_text())
+        settings, build, task_kind = record["settings"], record["head"]["build"], record["task_kind"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{directory / RECORD} is not a valid fine-tuned model record: {error}") from None
+    base = load_base(settings["base"], max_length=settings["max_length"], seed=settings["seed"])
+    head = build_head(**build, backbone=base.backbone)
+    module = FinetuneModule(base.backbone, head, None, None, task_kind, label_names=record["label_names"])
+    weights = directory / WEIGHTS
+    try:
+        missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False, device=device)
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"cannot read weights from {weights} (truncated or corrupted?): {error}") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{weights} does not match its record: missing {missing}, unexpected {unexpected}")
+    return Finetuned(module.to(device).eval(), base.text_encoder, task_kind, record["label_names"], settings)
+
+
+def _default_head(task_kind: str) -> str:
+    from workbench.modules.finetune_recipe import DEFAULT_HEADS  # the recipe imports this module's neighbours
+
+    return DEFAULT_HEADS[task_kind]
