@@ -89,7 +89,7 @@ def format_plan(plan: Plan) -> str:
     lines = [f"{plan.spec.name}: {len(plan.runs)} run(s) in {len(plan.spec.stages)} stage(s) -> {plan.root}"]
     for stage in plan.spec.stages:
         runs = plan.of_stage(stage.name)
-        notebook = stage.notebook.relative_to(plan.spec.project_root).as_posix()
+        notebook = plan.spec.shown(stage.notebook)
         lines.append(f"stage {stage.name}: {len(runs)} run(s) of {notebook}")
         # Shared: the same in every run (a reference can differ per run even when no sweep sets it).
         differ = [k for k in runs[0].parameters if len({repr(run.parameters.get(k)) for run in runs}) > 1]

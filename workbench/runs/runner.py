@@ -377,7 +377,7 @@ def single_run_spec(spec: Spec, run: PlannedRun) -> str:
     record = {
         "name": f"{spec.name}.{run.folder.name}",
         "description": f"run {run.folder.name} (stage {run.stage}) of spec {spec.name}, on its own",
-        "notebook": run.notebook.relative_to(spec.project_root).as_posix(),
+        "notebook": spec.shown(run.notebook),
         "parameters": run.parameters,
     }
     return yaml.safe_dump(record, sort_keys=False)

@@ -106,11 +106,19 @@ class Spec:
                             f"{', '.join(s.name for s in self.stages)}")
         return dataclasses.replace(self, stages=tuple(stages))
 
+    def shown(self, notebook: Path) -> str:
+        """A notebook path as a spec writes it: relative to the project, or absolute when outside it
+        (a symlinked notebooks/ folder resolves elsewhere)."""
+        try:
+            return notebook.relative_to(self.project_root).as_posix()
+        except ValueError:
+            return str(notebook)
+
     def to_yaml(self) -> str:
         """The spec as it ran (overrides included); `workbench run` on this text repeats the run."""
         def stage_record(stage: Stage) -> dict[str, Any]:
             sweep = {k: v for k, v in (("grid", stage.grid), ("list", stage.cases)) if v}
-            record = {"notebook": stage.notebook.relative_to(self.project_root).as_posix(),
+            record = {"notebook": self.shown(stage.notebook),
                       "parameters": stage.parameters, "sweep": sweep or None, "seeds": stage.seeds}
             return {k: v for k, v in record.items() if v is not None}
 
