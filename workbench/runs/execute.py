@@ -1,0 +1,185 @@
+"""Execute one planned run into its folder with papermill, leaving a status.json however it ends.
+
+The run holds its folder's lock while it executes (see lock.py). Each step
+leaves a file behind, so a run that dies part-way still says what it was,
+what it ran on, and where it stopped. A rerun (`--resume`) keeps the earlier
+attempt's executed notebook beside the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.files import atomic_write
+from workbench.runs.environment import now_iso, write_environment
+from workbench.runs.lock import hold_run_lock
+from workbench.runs.outputs import METRICS_FILE, NOTEBOOK_FILE, PARAMS_FILE, SPEC_FILE, STATUS_FILE, read_json, write_json
+from workbench.runs.parameters import RESERVED, papermill_inference_quiet, validate_parameters
+from workbench.runs.plan import PlannedRun
+from workbench.runs.spec import Spec
+
+stopping = threading.Event()  # set while Ctrl-C is interrupting a sweep's kernels (pipeline.py)
+
+
+@dataclass
+class RunResult:
+    """How a run ended; `workbench run` turns `status` into its exit code."""
+
+    run_id: str
+    run_dir: Path
+    status: str  # "completed", "failed" or "skipped"
+    metrics: dict | None
+    error: str | None
+    failed_cell: int | None = None  # execution count ("In [n]") of the cell that raised
+
+    @property
+    def notebook(self) -> Path:
+        """The executed notebook; on failure it holds the traceback."""
+        return self.run_dir / NOTEBOOK_FILE
+
+
+def execute_run(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool) -> RunResult:
+    """Execute one planned run into its folder; always leaves a status.json saying how it ended."""
+    import papermill  # here, not at the top: notebooks import workbench.runs without it
+
+    run_dir = run.folder
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_lock(run_dir):
+        return _execute_locked(run, spec, kernel_name=kernel_name, log_output=log_output, papermill=papermill)
+
+
+def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool, papermill) -> RunResult:
+    run_dir = run.folder
+    resolved = validate_parameters(run.notebook, run.parameters)
+    resolved[RESERVED] = str(run_dir)
+    status = _running_status(run_dir, spec, run)
+    status["attempt"] = _keep_earlier_attempt(run_dir)
+    clock = time.monotonic()
+    try:
+        _start(run_dir, spec, run, resolved, status)
+        with papermill_inference_quiet():  # names and types were checked above, with a real parser
+            papermill.execute_notebook(
+                str(run.notebook),
+                str(run_dir / NOTEBOOK_FILE),
+                parameters=resolved,
+                kernel_name=kernel_name,
+                cwd=str(spec.project_root),
+                log_output=log_output,
+                progress_bar=False,
+            )
+        write_environment(run_dir, spec.project_root, resolved)  # again, now with the notebook's data.json
+        metrics = _read_metrics(run_dir)
+    except papermill.PapermillExecutionError as e:
+        error = f"{e.ename}: {e.evalue}"
+        # A kernel we interrupted (Ctrl-C) raises KeyboardInterrupt, or SystemExit from Lightning's handler.
+        outcome = "interrupted" if e.ename == "KeyboardInterrupt" or stopping.is_set() else "failed"
+        _finish(run_dir, status, clock, outcome, error, failed_cell=e.exec_count)
+        return RunResult(status["run_id"], run_dir, outcome, None, error, failed_cell=e.exec_count)
+    except KeyboardInterrupt as e:
+        _finish(run_dir, status, clock, "interrupted", "interrupted (KeyboardInterrupt)")
+        e.add_note(f"run folder (kept): {run_dir}")
+        e.add_note(f"continue it with: workbench run {run_dir / SPEC_FILE} --resume {run_dir}")
+        raise
+    except Exception as e:
+        if stopping.is_set():  # a kernel interrupted while it started, e.g.: the run was stopped, not broken
+            error = f"interrupted ({type(e).__name__}: {e})"
+            _finish(run_dir, status, clock, "interrupted", error)
+            return RunResult(status["run_id"], run_dir, "interrupted", None, error)
+        _finish(run_dir, status, clock, "failed", f"{type(e).__name__}: {e}")
+        e.add_note(f"run folder (kept): {run_dir}")
+        raise
+    _finish(run_dir, status, clock, "completed", None)
+    return RunResult(status["run_id"], run_dir, "completed", metrics, None)
+
+def _running_status(run_dir: Path, spec: Spec, run: PlannedRun) -> dict[str, Any]:
+    return {
+        "run_id": run_dir.name,
+        "spec": spec.name,
+        "stage": run.stage,
+        "varied": run.varied,
+        "spec_path": str(spec.path),
+        "notebook": str(run.notebook),
+        "status": "running",
+        "pid": os.getpid(),  # of the `workbench run` process; .lock tells whether it still runs
+        "host": socket.gethostname(),
+        "started": now_iso(),
+        "finished": None,
+        "wall_time_s": None,
+        "error": None,
+        "failed_cell": None,
+    }
+
+
+def _start(run_dir: Path, spec: Spec, run: PlannedRun, resolved: dict[str, Any], status: dict[str, Any]) -> None:
+    """Write what the run is about to do: spec, parameters, "running" status, environment.
+
+    Every run folder gets a spec.yaml that repeats it alone: the spec itself
+    for a single run, a one-run spec with the resolved parameters for a run
+    of a pipeline or sweep.
+    """
+    text = spec.to_yaml() if spec.single_run else single_run_spec(spec, run)
+    with atomic_write(run_dir / SPEC_FILE) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    (run_dir / PARAMS_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+    write_json(run_dir / STATUS_FILE, status)
+    write_environment(run_dir, spec.project_root, resolved)
+
+
+def _finish(
+    run_dir: Path, status: dict, clock: float, outcome: str, error: str | None, failed_cell: int | None = None
+) -> None:
+    status.update(
+        status=outcome,
+        finished=now_iso(),
+        wall_time_s=round(time.monotonic() - clock, 3),
+        error=error,
+        failed_cell=failed_cell,
+    )
+    write_json(run_dir / STATUS_FILE, status)
+
+
+def single_run_spec(spec: Spec, run: PlannedRun) -> str:
+    """A spec that runs just `run` again: its notebook with its resolved parameters (seed included)."""
+    record = {
+        "name": f"{spec.name}.{run.folder.name}",
+        "description": f"run {run.folder.name} (stage {run.stage}) of spec {spec.name}, on its own",
+        "notebook": spec.shown(run.notebook),
+        "parameters": run.parameters,
+    }
+    return yaml.safe_dump(record, sort_keys=False)
+
+
+def _keep_earlier_attempt(run_dir: Path) -> int:
+    """Number this attempt; an earlier attempt's executed notebook is kept as notebook.attempt-<n>.ipynb."""
+    earlier = sorted(run_dir.glob("notebook.attempt-*.ipynb"))
+    attempt = len(earlier) + 1
+    if (run_dir / NOTEBOOK_FILE).exists():
+        (run_dir / NOTEBOOK_FILE).rename(run_dir / f"notebook.attempt-{attempt}.ipynb")
+        attempt += 1
+    return attempt
+
+
+def kept(run: PlannedRun) -> RunResult:
+    """A run completed by an earlier attempt: its result as recorded, executed again only if asked."""
+    return RunResult(run.folder.name, run.folder, "completed", _read_metrics(run.folder), None)
+
+
+def skip(run: PlannedRun, spec: Spec, reason: str) -> RunResult:
+    run.folder.mkdir(parents=True, exist_ok=True)
+    status = _running_status(run.folder, spec, run)
+    status.update(status="skipped", finished=now_iso(), error=reason)
+    write_json(run.folder / STATUS_FILE, status)
+    return RunResult(run.folder.name, run.folder, "skipped", None, reason)
+
+
+def _read_metrics(run_dir: Path) -> dict | None:
+    path = run_dir / METRICS_FILE
+    return read_json(path) if path.exists() else None
