@@ -116,3 +116,77 @@ def test_subprocess_misspelled_parameter_fails_fast(project: Path):
     assert "unknown parameter 'max_step'" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
     assert elapsed < 15, f"took {elapsed:.1f}s"
+
+
+# -- `workbench runs` filters ----------------------------------------------------------------------------------
+
+
+def fake_run(folder: Path, name: str, spec: str, stage: str, status: str, params: dict, metrics: dict | None = None):
+    import yaml
+
+    run_dir = folder / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({
+        "run_id": name, "spec": spec, "stage": stage, "status": status, "varied": {},
+        "started": f"2025-01-02T10:00:{len(list(folder.iterdir())):02d}+00:00", "wall_time_s": 5.0,
+    }))
+    (run_dir / "params.yaml").write_text(yaml.safe_dump({"output_dir": str(run_dir), **params}))
+    if metrics:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def listed(tmp_path: Path) -> Path:
+    runs_dir = tmp_path / "runs"
+    sweep = runs_dir / "20250102-100000-lr-sweep-ab12"
+    sweep.mkdir(parents=True)
+    (sweep / "plan.json").write_text("{}")
+    for i, lr in enumerate([0.001, 0.01, 0.1]):
+        fake_run(sweep, f"train-{i:03d}", "lr-sweep", "train", "failed" if lr == 0.1 else "completed",
+                 {"learning_rate": lr, "preset": "tiny"}, {"val_loss": 3.0 - i})
+    fake_run(runs_dir, "20250103-090000-quick-cd34", "quick", "quick", "completed",
+             {"learning_rate": 0.001, "preset": "nano"}, {"val_loss": 2.25})
+    return runs_dir
+
+
+def ids(out: str) -> list[str]:
+    return [line.split()[0] for line in out.strip().splitlines()[1:]]
+
+
+def test_runs_filters_by_spec_stage_status_and_param(listed: Path, capsys):
+    base = ["runs", "--runs-dir", str(listed)]
+    assert main([*base, "--spec", "lr-sweep", "--status", "completed"]) == 0
+    assert ids(capsys.readouterr().out) == ["20250102-100000-lr-sweep-ab12/train-000",
+                                            "20250102-100000-lr-sweep-ab12/train-001"]
+    assert main([*base, "--param", "learning_rate=1e-3"]) == 0  # YAML reads 1e-3 as text; compared as a number
+    assert ids(capsys.readouterr().out) == ["20250102-100000-lr-sweep-ab12/train-000", "20250103-090000-quick-cd34"]
+    assert main([*base, "--param", "learning_rate=0.001", "--param", "preset=nano"]) == 0
+    assert ids(capsys.readouterr().out) == ["20250103-090000-quick-cd34"]
+    assert main([*base, "--stage", "train", "--status", "failed"]) == 0
+    assert ids(capsys.readouterr().out) == ["20250102-100000-lr-sweep-ab12/train-002"]
+    assert main([*base, "--status", "interrupted"]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs in {listed} match the filters"
+
+
+def test_runs_filter_values_nobody_has_exit_2_listing_what_exists(listed: Path, capsys):
+    base = ["runs", "--runs-dir", str(listed)]
+    assert main([*base, "--spec", "lr_sweep"]) == 2
+    assert capsys.readouterr().err.strip() == "workbench runs: no run of spec 'lr_sweep'; specs: lr-sweep, quick"
+    assert main([*base, "--stage", "pretrain"]) == 2
+    assert "stages: quick, train" in capsys.readouterr().err
+    assert main([*base, "--param", "lr=0.1"]) == 2
+    assert "no run has a parameter 'lr'; parameters: learning_rate, output_dir, preset" in capsys.readouterr().err
+    assert main([*base, "--param", "preset=small"]) == 2
+    assert "no run has preset=small; values of preset: nano, tiny" in capsys.readouterr().err
+    assert main([*base, "--status", "done"]) == 2
+    assert "invalid choice: 'done'" in capsys.readouterr().err
+    assert main([*base, "--param", "learning_rate"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_runs_json_prints_the_matching_records(listed: Path, capsys):
+    assert main(["runs", "--runs-dir", str(listed), "--param", "learning_rate=0.01", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["id"] == "20250102-100000-lr-sweep-ab12/train-001" and record["stage"] == "train"
+    assert record["params"]["learning_rate"] == 0.01 and record["metrics"] == {"val_loss": 2.0}
+    assert Path(record["path"]) == listed / "20250102-100000-lr-sweep-ab12" / "train-001"

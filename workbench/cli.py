@@ -66,8 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(command=_run)
 
+    from workbench.runs.registry import STATUSES
+
     runs = verbs.add_parser("runs", help="list run folders with status, wall time and headline metrics")
     runs.add_argument("--runs-dir", type=Path, help="default: <project>/experiments/runs")
+    runs.add_argument("--spec", metavar="NAME", help="only runs of this spec (its name, e.g. pretrain-quick)")
+    runs.add_argument("--stage", metavar="NAME", help="only runs of this stage of a pipeline")
+    runs.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    runs.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="only runs whose params.yaml has KEY=VALUE (VALUE read as YAML; numbers by value; repeatable)",
+    )
+    runs.add_argument("--json", action="store_true", help="print the matching runs as JSON, one object each")
     runs.set_defaults(command=_runs)
     return parser
 
@@ -129,8 +143,29 @@ def _runs(args: argparse.Namespace) -> int:
             print(f"workbench runs: not inside a project ({hint})", file=sys.stderr)
             return EXIT_USAGE
         runs_dir = root / DEFAULT_RUNS_SUBDIR
+    from workbench.runs.registry import filter_runs
+
     records = list_runs(runs_dir)
-    print(format_runs_table(records) if records else f"no runs in {runs_dir}")
+    if not records:
+        print("[]" if args.json else f"no runs in {runs_dir}")
+        return EXIT_COMPLETED
+    try:
+        records = filter_runs(records, spec=args.spec, stage=args.stage, status=args.status, params=dict(args.param))
+    except ConfigError as e:
+        print(f"workbench runs: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        import json
+
+        rows = [
+            {"id": r.run_id, "spec": r.spec, "stage": r.stage, "status": r.status, "started": r.started,
+             "wall_time_s": r.wall_time_s, "path": str(r.run_dir), "varied": r.varied, "params": r.params,
+             "metrics": r.metrics, "compute": r.compute}
+            for r in records
+        ]
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(format_runs_table(records) if records else f"no runs in {runs_dir} match the filters")
     return EXIT_COMPLETED
 
 

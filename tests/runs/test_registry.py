@@ -107,3 +107,159 @@ def test_output_folder_uses_output_dir_or_a_fresh_temp_folder(tmp_path: Path):
     finally:
         shutil.rmtree(scratch)
         shutil.rmtree(other)
+
+
+# -- stage, params, filters, the DataFrame -------------------------------------------------------------------
+
+
+def sweep_run(folder: Path, name: str, *, spec="sweep", stage="train", status="completed", started="", params=None,
+              varied=None, metrics=None, compute=None) -> Path:
+    """A run folder as the runner leaves it: status.json with stage and varied, params.yaml, metrics, compute."""
+    import yaml
+
+    run_dir = folder / name
+    write_json(run_dir / "status.json", {
+        "run_id": name, "spec": spec, "stage": stage, "status": status, "varied": varied or {},
+        "started": started or f"2025-01-02T10:00:{len(list(folder.iterdir())) if folder.exists() else 0:02d}+00:00",
+        "wall_time_s": 10.0, "spec_path": f"/p/experiments/{spec}.yaml",
+    })
+    (run_dir / "params.yaml").write_text(yaml.safe_dump({"output_dir": str(run_dir), **(params or {})}, sort_keys=False))
+    if metrics is not None:
+        save_metrics(run_dir, metrics)
+    if compute is not None:
+        save_compute_record(run_dir, compute)
+    return run_dir
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """A two-stage sweep (plan.json) over learning rate and strategy, plus a lone pretrain run."""
+    runs_dir = tmp_path / "runs"
+    sweep = runs_dir / "20250102-100000-sweep-ab12"
+    sweep.mkdir(parents=True)
+    write_json(sweep / "plan.json", {"runs": []})
+    sweep_run(sweep, "pretrain", stage="pretrain", params={"preset": "tiny", "learning_rate": 0.003,
+              "model_overrides": {"n_layer": 2}}, metrics={"val_loss": 3.0}, compute={
+              "train_steps": 30, "train_tokens": 15360, "train_time_s": 3.0, "tokens_per_s": 5120.0, "device": "cpu"})
+    for i, (lr, strategy, f1) in enumerate([(1e-3, "full", 0.5), (1e-4, "full", 0.25), (1e-3, "lora", 0.75)]):
+        sweep_run(sweep, f"finetune-{i:03d}", stage="finetune", varied={"learning_rate": lr, "strategy": strategy},
+                  params={"base": str(sweep / "pretrain"), "learning_rate": lr, "strategy": strategy, "head": None,
+                          "flag": False}, metrics={"test_macro_f1": f1, "confusion": [[1, 0], [0, 1]]},
+                  compute={"train_steps": 8, "train_tokens": 256, "train_time_s": 0.5})
+    sweep_run(sweep, "finetune-003", stage="finetune", status="failed",
+              params={"learning_rate": 1e-2, "strategy": "full", "head": None, "flag": True})
+    sweep_run(runs_dir, "20250103-090000-pretrain-quick-cd34", spec="pretrain-quick", stage="pretrain-quick",
+              started="2025-01-03T09:00:00+00:00", params={"preset": "tiny", "learning_rate": 0.003},
+              metrics={"val_loss": 2.5, "val_bpb": 1.1})
+    return runs_dir
+
+
+def test_records_carry_stage_params_varied_and_compute(runs: Path):
+    from workbench.runs.registry import read_run
+
+    by_id = {r.run_id.split("/")[-1]: r for r in list_runs(runs)}
+    lora = by_id["finetune-002"]
+    assert lora.stage == "finetune" and lora.spec == "sweep" and lora.spec_path == "/p/experiments/sweep.yaml"
+    assert lora.varied == {"learning_rate": 1e-3, "strategy": "lora"}
+    assert lora.params["learning_rate"] == 1e-3 and lora.params["head"] is None
+    assert lora.compute["train_tokens"] == 256
+    (runs / "broken").mkdir()
+    (runs / "broken" / "params.yaml").write_text("a: [1, 2\n")  # unreadable YAML: no params, not a crash
+    (runs / "broken" / "compute.json").write_text("[1]")  # not an object
+    broken = read_run(runs / "broken")
+    assert broken.params is None and broken.compute is None and broken.status == "unknown" and broken.varied == {}
+
+
+def test_params_yaml_is_read_safely(tmp_path: Path):
+    from workbench.runs.registry import read_run
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "params.yaml").write_text("x: !!python/object/apply:os.system ['echo pwned']\n")
+    assert read_run(tmp_path / "run").params is None  # safe_load refuses the tag; nothing executed
+
+
+def test_running_without_a_lock_holder_is_killed(tmp_path: Path):
+    fake_run(tmp_path, "dead", "2025-01-02T10:00:00+00:00", status="running")
+    assert [r.status for r in list_runs(tmp_path)] == ["killed"]
+
+
+def test_filter_by_spec_stage_status_and_params(runs: Path):
+    from workbench.runs.registry import filter_runs
+
+    records = list_runs(runs)
+    names = lambda rs: [r.run_id.split("/")[-1] for r in rs]  # noqa: E731
+    assert names(filter_runs(records, spec="pretrain-quick")) == ["20250103-090000-pretrain-quick-cd34"]
+    assert names(filter_runs(records, stage="finetune")) == [f"finetune-00{i}" for i in range(4)]
+    assert names(filter_runs(records, status="failed")) == ["finetune-003"]
+    assert filter_runs(records, status="interrupted") == []  # a valid status nobody has: no match, no error
+    assert names(filter_runs(records, params={"learning_rate": 1e-3})) == ["finetune-000", "finetune-002"]
+    assert names(filter_runs(records, params={"learning_rate": "1e-3"})) == ["finetune-000", "finetune-002"]
+    assert names(filter_runs(records, stage="finetune", params={"strategy": "full", "learning_rate": 0.001})) == [
+        "finetune-000"]
+    assert names(filter_runs(records, params={"head": None, "flag": True})) == ["finetune-003"]
+    assert names(filter_runs(records, params={"flag": False})) == [f"finetune-00{i}" for i in range(3)]
+    assert names(filter_runs(records, params={"model_overrides.n_layer": 2})) == ["pretrain"]
+    assert names(filter_runs(records, spec="sweep", stage="pretrain-quick")) == []  # both exist, not together
+
+
+def test_filter_values_nobody_has_name_what_exists(runs: Path):
+    from workbench.config import ConfigError
+    from workbench.runs.registry import filter_runs
+
+    records = list_runs(runs)
+    with pytest.raises(ConfigError, match="no run of spec 'swep'; specs: pretrain-quick, sweep"):
+        filter_runs(records, spec="swep")
+    with pytest.raises(ConfigError, match="no run of stage 'fine'; stages: finetune, pretrain, pretrain-quick"):
+        filter_runs(records, stage="fine")
+    with pytest.raises(ConfigError, match="no run has a parameter 'lr'; parameters: base, flag, head, learning_rate"):
+        filter_runs(records, params={"lr": 1})
+    with pytest.raises(ConfigError, match="no run has strategy=adapter; values of strategy: full, lora"):
+        filter_runs(records, params={"strategy": "adapter"})
+    with pytest.raises(ConfigError, match="unknown status 'done'; valid: running, completed"):
+        filter_runs(records, status="done")
+
+
+def test_runs_table_one_row_per_run_with_params_metrics_and_throughput(runs: Path):
+    from workbench.runs.registry import TABLE_COLUMNS, runs_table, varied_parameters
+
+    table = runs_table(runs)
+    assert list(table.columns[: len(TABLE_COLUMNS)]) == list(TABLE_COLUMNS)
+    assert len(table) == 6 and "param.output_dir" not in table.columns
+    assert "metric.confusion" not in table.columns  # only numeric scalars become columns
+    row = table.set_index("id").loc["20250102-100000-sweep-ab12/pretrain"]
+    assert row["stage"] == "pretrain" and row["param.model_overrides.n_layer"] == 2
+    assert row["train_tokens"] == 15360 and row["tokens_per_s"] == 5120.0 and row["device"] == "cpu"
+    lora = table.set_index("id").loc["20250102-100000-sweep-ab12/finetune-002"]
+    assert lora["metric.test_macro_f1"] == 0.75 and lora["param.strategy"] == "lora"
+    assert lora["tokens_per_s"] == 512.0  # computed from tokens / training time when compute.json lacks it
+    failed = table.set_index("id").loc["20250102-100000-sweep-ab12/finetune-003"]
+    assert failed["status"] == "failed" and pd_isna(failed["metric.test_macro_f1"])
+    assert varied_parameters(table) == ["param.learning_rate", "param.strategy", "param.flag"]
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def test_runs_table_takes_records_run_folders_or_a_sweep_folder(runs: Path):
+    from workbench.runs.registry import TABLE_COLUMNS, runs_table
+
+    sweep = runs / "20250102-100000-sweep-ab12"
+    from_sweep = runs_table(sweep)
+    assert list(from_sweep["id"]) == [f"{sweep.name}/{n}" for n in
+                                      ["pretrain", "finetune-000", "finetune-001", "finetune-002", "finetune-003"]]
+    mixed = runs_table([sweep / "finetune-001", str(runs / "20250103-090000-pretrain-quick-cd34")])
+    assert list(mixed["id"]) == ["finetune-001", "20250103-090000-pretrain-quick-cd34"]
+    assert list(mixed["metric.val_loss"].isna()) == [True, False]
+    assert len(runs_table(list_runs(runs)[:2])) == 2
+    assert list(runs_table([]).columns) == list(TABLE_COLUMNS)
+    with pytest.raises(FileNotFoundError, match="nope: no such run folder"):
+        runs_table([runs / "nope"])
+
+
+def test_text_table_shows_stages_of_a_pipeline(runs: Path):
+    lines = format_runs_table(list_runs(runs)).splitlines()
+    assert lines[0].split()[:4] == ["run", "spec", "stage", "status"]
+    assert lines[1].split()[:3] == ["20250102-100000-sweep-ab12/pretrain", "sweep", "pretrain"]
