@@ -1,0 +1,100 @@
+"""Where a base puts texts: pooled hidden states projected onto their first two principal components."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from workbench.heads.pooling import pool
+from workbench.probe.head_views import LABEL_COLOURS
+
+POOLINGS = ("mean", "last", "first")
+
+
+@torch.no_grad()
+def pooled_hidden_states(backbone, text_encoder, texts: Sequence[str], *, pooling: str = "mean",
+                         batch_size: int = 64) -> np.ndarray:
+    """(N, hidden) array: each text's final hidden states pooled over its real tokens."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r} is not one of: {', '.join(POOLINGS)}")
+    if not texts:
+        raise ValueError("no texts to embed")
+    backbone.eval()
+    device = next(backbone.parameters()).device
+    encoded = text_encoder.encode(list(texts))
+    vectors = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        length = max(1, max(len(e.ids) for e in chunk))
+        ids = torch.full((len(chunk), length), text_encoder.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), length), dtype=torch.long)
+        for row, item in enumerate(chunk):
+            ids[row, : len(item.ids)] = torch.tensor(item.ids, dtype=torch.long)
+            mask[row, : len(item.ids)] = 1
+        hidden = backbone(ids.to(device), mask.to(device))
+        vectors.append(pool(hidden, mask.to(device), pooling).float().cpu().numpy())
+    return np.concatenate(vectors)
+
+
+def pca_projection(vectors: np.ndarray, components: int = 2) -> dict:
+    """The centred vectors on their top principal axes: coords (N, components) and each axis's share of variance."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] < 2:
+        raise ValueError(f"PCA needs a 2-D array of at least 2 rows, got shape {vectors.shape}")
+    centred = vectors - vectors.mean(axis=0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    # A sign convention, so the same data always gives the same picture.
+    signs = np.sign(axes[:components, np.abs(axes[:components]).argmax(axis=1)].diagonal())
+    signs[signs == 0] = 1
+    axes = axes[:components] * signs[:, None]
+    variance = singular**2
+    return {"coords": centred @ axes.T, "explained": (variance[:components] / max(variance.sum(), 1e-30)).tolist()}
+
+
+def embedding_figure(projection: dict, texts: Sequence[str], labels: Sequence[int], label_names: list[str],
+                     *, title: str = "pooled hidden states, PCA", max_chars: int = 120) -> go.Figure:
+    coords = projection["coords"]
+    figure = go.Figure()
+    for k, name in enumerate(label_names):
+        members = [i for i, label in enumerate(labels) if label == k]
+        if not members:
+            continue
+        hover = [texts[i][:max_chars].replace("\n", "<br>") for i in members]
+        figure.add_scatter(x=coords[members, 0], y=coords[members, 1], mode="markers", name=name,
+                           marker=dict(color=LABEL_COLOURS[k % len(LABEL_COLOURS)], size=7, line=dict(width=0.5)),
+                           text=hover, customdata=members, hovertemplate=f"<b>{name}</b><br>%{{text}}<extra></extra>")
+    pc1, pc2 = projection["explained"][:2]
+    figure.update_layout(title=title, xaxis_title=f"PC1 ({pc1:.0%} of variance)", yaxis_title=f"PC2 ({pc2:.0%})",
+                         template="plotly_white", height=520)
+    return figure
+
+
+class EmbeddingWidget(widgets.VBox):
+    """The PCA scatter with a pooling selector."""
+
+    def __init__(self, backbone, text_encoder, texts: Sequence[str], labels: Sequence[int], label_names: list[str],
+                 pooling: str = "mean") -> None:
+        self.backbone, self.text_encoder = backbone, text_encoder
+        self.texts, self.labels, self.label_names = list(texts), list(labels), label_names
+        self.pooling = widgets.ToggleButtons(options=list(POOLINGS), value=pooling, description="pooling")
+        self.projection = self._project()
+        self.figure = go.FigureWidget(embedding_figure(self.projection, self.texts, self.labels, label_names))
+        self.pooling.observe(self._redraw, names="value")
+        super().__init__([self.pooling, self.figure])
+
+    def _project(self) -> dict:
+        vectors = pooled_hidden_states(self.backbone, self.text_encoder, self.texts, pooling=self.pooling.value)
+        return pca_projection(vectors)
+
+    def _redraw(self, change=None) -> None:
+        self.projection = self._project()
+        new = embedding_figure(self.projection, self.texts, self.labels, self.label_names)
+        with self.figure.batch_update():
+            for trace, fresh in zip(self.figure.data, new.data):
+                trace.x, trace.y = fresh.x, fresh.y
+            self.figure.layout.xaxis.title.text = new.layout.xaxis.title.text
+            self.figure.layout.yaxis.title.text = new.layout.yaxis.title.text
