@@ -10,6 +10,7 @@ a notebook executed headless by papermill keeps the curves, and an HTML copy
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -21,6 +22,8 @@ import plotly.graph_objects as go
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from plotly.subplots import make_subplots
+
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
 
 def _scalar(value: Any) -> float | None:
@@ -138,9 +141,13 @@ class LiveCurves(L.Callback):
         if self.use_widget:
             self.figure = go.FigureWidget(self.static_figure())
         if self.display:
+            # Raw bundles: a plotly object's own display hook would ignore the display id, and the
+            # end-of-fit update would add a second output instead of replacing this one.
             from IPython.display import display
 
-            self._handle = display(self.figure if self.figure is not None else self.static_figure(), display_id=True)
+            shown = self.figure if self.figure is not None else None
+            bundle = shown._repr_mimebundle_() if shown is not None else static_bundle(self.static_figure())
+            self._handle = display(bundle, raw=True, display_id=True)
         self.hook_seconds += time.perf_counter() - started
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -167,7 +174,7 @@ class LiveCurves(L.Callback):
         self._redraw()
         figure = self.static_figure()
         if self._handle is not None:
-            self._handle.update(figure)
+            self._handle.update(static_bundle(figure), raw=True)
         if self.html_path is not None:
             self.write_html(self.html_path, figure)
         self.hook_seconds += time.perf_counter() - started
@@ -180,6 +187,13 @@ class LiveCurves(L.Callback):
         (figure or self.static_figure()).write_html(temporary, include_plotlyjs=True, full_html=True)
         os.replace(temporary, path)
         return path
+
+
+def static_bundle(figure: go.Figure) -> dict:
+    """A plotly figure as the mime bundle JupyterLab's plotly renderer draws without a kernel."""
+    data = json.loads(figure.to_json())
+    data.setdefault("config", {})
+    return {PLOTLY_MIMETYPE: data, "text/plain": f"<plotly figure: {figure.layout.title.text}>"}
 
 
 def _in_notebook_kernel() -> bool:
