@@ -46,7 +46,7 @@ def test_the_run_folder_describes_itself(two_runs):
     assert run.status == "completed"
     folder = Path(run.run_dir)
     for name in ("notebook.ipynb", "params.yaml", "metrics.json", "environment.json", "status.json",
-                 "data.json", "compute.json", "history.json",
+                 "data.json", "compute.json", "history.json", "MODEL_CARD.md",
                  "checkpoint/model.safetensors", "checkpoint/config.json", "checkpoint/tokenizer.json"):
         assert (folder / name).is_file(), name
     environment = json.loads((folder / "environment.json").read_text())

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import yaml
 from workbench.files import atomic_write
 from workbench.runs.environment import now_iso, write_environment
 from workbench.runs.lock import hold_run_lock
+from workbench.runs.model_card import write_model_card
 from workbench.runs.outputs import METRICS_FILE, NOTEBOOK_FILE, PARAMS_FILE, SPEC_FILE, STATUS_FILE, read_json, write_json
 from workbench.runs.parameters import RESERVED, papermill_inference_quiet, validate_parameters
 from workbench.runs.plan import PlannedRun
@@ -97,7 +99,12 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
         e.add_note(f"run folder (kept): {run_dir}")
         raise
     _finish(run_dir, status, clock, "completed", None)
+    try:
+        write_model_card(run_dir)  # training runs only; from the files above, so written last
+    except Exception as error:  # noqa: BLE001 - a card that cannot be written must not fail a finished run
+        warnings.warn(f"{run_dir}: MODEL_CARD.md not written ({type(error).__name__}: {error})", stacklevel=1)
     return RunResult(status["run_id"], run_dir, "completed", metrics, None)
+
 
 def _running_status(run_dir: Path, spec: Spec, run: PlannedRun) -> dict[str, Any]:
     return {
