@@ -1,0 +1,21 @@
+"""Every committed spec still matches its notebooks: a renamed parameter fails here, not hours into a sweep."""
+
+from pathlib import Path
+
+import pytest
+
+from workbench.runs.runner import dry_run
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+def test_there_are_specs():
+    assert {"pretrain", "pretrain-quick", "sweep-quick", "finetune-sweep"} <= {p.stem for p in SPECS}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_spec_plans_without_a_problem(spec, tmp_path):
+    plan = dry_run(spec, runs_dir=tmp_path)
+    assert plan.runs and all(run.notebook.is_file() for run in plan.runs)
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
