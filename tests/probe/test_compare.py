@@ -112,3 +112,23 @@ def test_metric_vs_parameter_names_what_the_table_has(table):
         metric_vs_parameter_figure(table, "val_bpb", "learning_rate")
     with pytest.raises(KeyError, match="no parameter 'lr'.*parameters: learning_rate, strategy"):
         metric_vs_parameter_figure(table, "val_loss", "lr")
+
+
+def test_run_histories_labels_runs_by_what_varies(tmp_path):
+    from workbench.probe.compare import run_histories
+    from workbench.runs.outputs import save_history
+
+    rows = []
+    for i, lr in enumerate([0.001, 0.01]):
+        folder = tmp_path / "sweep" / f"run-{i}"
+        save_history(folder, history([3.0 - i, 2.0 - i]))
+        rows.append({"id": f"sweep/run-{i}", "path": str(folder), "param.learning_rate": lr, "param.seed": 0})
+    rows.append({"id": "sweep/no-history", "path": str(tmp_path / "missing"), "param.learning_rate": 0.1, "param.seed": 0})
+    table = pd.DataFrame(rows)
+    runs = run_histories(table)
+    assert list(runs) == ["run-0 (learning_rate=0.001)", "run-1 (learning_rate=0.01)"]
+    assert runs["run-1 (learning_rate=0.01)"] == history([2.0, 1.0])
+    assert list(run_histories(table, label_by=["seed", "param.learning_rate"]))[0] == "run-0 (seed=0, learning_rate=0.001)"
+    assert list(run_histories(table, label_by=[])) == ["run-0", "run-1"]
+    figure = overlay_curves(runs)
+    assert [t.name for t in figure.data] == list(runs) and list(figure.data[1].y) == [2.0, 1.0]

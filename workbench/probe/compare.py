@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from workbench.probe.curves import X_AXES
+from workbench.runs.outputs import HISTORY_FILE, OutputError, read_json
 
 PALETTE = qualitative.Plotly
 
@@ -71,6 +73,30 @@ def overlay_curves(
     figure.update_layout(title=f"{metric}{suffix}", xaxis_title=X_AXES[x], yaxis_title=metric,
                          template="plotly_white", height=400, legend_title_text="run")
     return figure
+
+
+def run_histories(table, label_by: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """history.json of every run in a `runs_table`, keyed by a label for overlay_curves.
+
+    The label is the run's folder name plus the values of `label_by` (bare parameter names or
+    `param.*` columns; default: the parameters that differ between the runs), e.g.
+    `compare-quick-001 (learning_rate=0.01)`. Runs without a readable history.json are left out.
+    """
+    from workbench.runs.registry import varied_parameters
+
+    columns = [_column(table, name, "param.") for name in label_by] if label_by is not None else varied_parameters(table)
+    histories = {}
+    for _, row in table.iterrows():
+        try:
+            history = read_json(Path(row["path"]) / HISTORY_FILE)
+        except OutputError:
+            continue
+        if not isinstance(history, list):
+            continue
+        values = ", ".join(f"{c.removeprefix('param.')}={row[c]}" for c in columns)
+        label = str(row["id"]).rsplit("/", 1)[-1] + (f" ({values})" if values else "")
+        histories[label] = history
+    return histories
 
 
 def metric_vs_parameter_figure(table, metric: str, parameter: str, color: str | None = None) -> go.Figure:
