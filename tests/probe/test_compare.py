@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -132,3 +133,32 @@ def test_run_histories_labels_runs_by_what_varies(tmp_path):
     assert list(run_histories(table, label_by=[])) == ["run-0", "run-1"]
     figure = overlay_curves(runs)
     assert [t.name for t in figure.data] == list(runs) and list(figure.data[1].y) == [2.0, 1.0]
+
+
+@pytest.mark.slow
+def test_compare_notebook_on_a_runs_dir_narrowed_to_a_spec(tmp_path):
+    """The notebook's other entry (runs_dir + spec), on fabricated run folders: no training, one kernel."""
+    import papermill
+    import yaml
+
+    from workbench.runs.outputs import save_history, save_metrics, write_json
+
+    runs_dir = tmp_path / "runs"
+    for i, (spec, lr, strategy, loss) in enumerate([("lr", 1e-3, "full", 3.0), ("lr", 1e-2, "full", 2.0),
+                                                    ("lr", 1e-2, "lora", 2.5), ("other", 1e-2, "full", 9.0)]):
+        folder = runs_dir / f"run-{i}"
+        write_json(folder / "status.json", {"spec": spec, "stage": spec, "status": "completed",
+                                            "started": f"2025-01-02T10:00:0{i}+00:00"})
+        (folder / "params.yaml").write_text(yaml.safe_dump({"learning_rate": lr, "strategy": strategy}))
+        save_metrics(folder, {"val_loss": loss})
+        save_history(folder, history([loss + 1, loss]))
+    out = tmp_path / "out"
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "compare.ipynb"
+    papermill.execute_notebook(
+        notebook, tmp_path / "executed.ipynb", kernel_name="workbench", progress_bar=False, cwd=notebook.parent,
+        parameters={"runs_dir": str(runs_dir), "spec": "lr", "color": "strategy", "output_dir": str(out)},
+    )
+    table = pd.read_csv(out / "runs.csv")
+    assert list(table["id"]) == ["run-0", "run-1", "run-2"]  # the other spec's run left out
+    assert list(table["metric.val_loss"]) == [3.0, 2.0, 2.5]
+    assert (out / "val_loss-vs-learning_rate.html").is_file() and (out / "train_loss-curves.html").is_file()

@@ -200,17 +200,19 @@ def _base_provenance(run: _Run, base: dict) -> list[str]:
         return [f"Loaded from `{source}`; no workbench run folder there, so its training data is {NOT_RECORDED} here."]
     base_run = _Run(folder)
     git = _get(base_run.environment, "git") or {}
-    weights = _get(base, "weights")
+    scratch = str(_get(base, "weights")).startswith("random")
+    tokens = _get(base_run.compute, "train_tokens")
+    commit = f"`{git['commit']}`" + (" (dirty)" if git.get("dirty") else "") if git.get("commit") else NOT_RECORDED
     lines = [
         f"Architecture and tokenizer from the workbench pretraining run `{folder}`"
-        + (" (its weights were NOT used: this is the from-scratch control)." if isinstance(weights, str) and weights.startswith("random") else "."),
+        + (" (its weights were NOT used: this is the from-scratch control)." if scratch else "."),
         "",
         *_table([
             ("corpus", _corpus_phrase(base_run)),
             ("corpus fingerprint", _get(base_run.data, "fingerprint") or NOT_RECORDED),
-            ("tokens seen", _number(_get(base_run.compute, "train_tokens")) if _get(base_run.compute, "train_tokens") is not None else NOT_RECORDED),
+            ("tokens seen", _number(tokens) if tokens is not None else NOT_RECORDED),
             ("validation", _metric_phrase(base_run.metrics, ("val_loss", "val_bpb", "zlib_bpb"))),
-            ("git commit", f"`{git['commit']}`" + (" (dirty)" if git.get("dirty") else "") if git.get("commit") else NOT_RECORDED),
+            ("git commit", commit),
         ]),
     ]
     if (folder / MODEL_CARD_FILE).is_file():
