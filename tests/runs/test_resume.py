@@ -126,3 +126,13 @@ def test_the_command_line_resumes(flaky, runs, capsys):
     assert main(["run", str(single), "--runs-dir", str(runs), "--quiet", "--resume"]) == 0
     assert main(["run", str(single), "--runs-dir", str(runs), "--quiet", "--resume", "-p", "seed=4"]) == 2
     assert "no -p overrides" in capsys.readouterr().err
+
+
+def test_a_run_folder_outside_the_project_repeats_and_resumes_on_its_own(flaky, tmp_path):
+    single, sweep = flaky
+    elsewhere = tmp_path / "elsewhere"  # --runs-dir outside the project: its specs name notebooks in full
+    run = run_spec(sweep, runs_dir=elsewhere).results[1]
+    again = run_spec(run.run_dir / "spec.yaml", runs_dir=elsewhere / "again")
+    assert again.status == "completed" and again.metrics == run.metrics
+    first = run_spec(single, runs_dir=elsewhere)
+    assert run_spec(first.run_dir / "spec.yaml", runs_dir=elsewhere, resume=first.run_dir).status == "completed"

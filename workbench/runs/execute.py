@@ -132,7 +132,8 @@ def _start(run_dir: Path, spec: Spec, run: PlannedRun, resolved: dict[str, Any],
     for a single run, a one-run spec with the resolved parameters for a run
     of a pipeline or sweep.
     """
-    text = spec.to_yaml() if spec.single_run else single_run_spec(spec, run)
+    outside = not run_dir.resolve().is_relative_to(spec.project_root)  # --runs-dir elsewhere: full paths
+    text = spec.to_yaml(absolute=outside) if spec.single_run else single_run_spec(spec, run, absolute=outside)
     with atomic_write(run_dir / SPEC_FILE) as temporary:
         temporary.write_text(text, encoding="utf-8")
     (run_dir / PARAMS_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
@@ -153,12 +154,12 @@ def _finish(
     write_json(run_dir / STATUS_FILE, status)
 
 
-def single_run_spec(spec: Spec, run: PlannedRun) -> str:
+def single_run_spec(spec: Spec, run: PlannedRun, absolute: bool = False) -> str:
     """A spec that runs just `run` again: its notebook with its resolved parameters (seed included)."""
     record = {
         "name": f"{spec.name}.{run.folder.name}",
         "description": f"run {run.folder.name} (stage {run.stage}) of spec {spec.name}, on its own",
-        "notebook": spec.shown(run.notebook),
+        "notebook": spec.shown(run.notebook, absolute),
         "parameters": run.parameters,
     }
     return yaml.safe_dump(record, sort_keys=False)

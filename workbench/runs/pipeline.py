@@ -49,7 +49,8 @@ def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     spec = plan.spec
     if not resume:
-        (plan.root / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
+        outside = not plan.root.resolve().is_relative_to(spec.project_root)  # --runs-dir elsewhere: full paths
+        (plan.root / SPEC_FILE).write_text(spec.to_yaml(absolute=outside), encoding="utf-8")
         write_json(plan.root / PLAN_FILE, {
             "spec": spec.name,
             "runs": [{"stage": r.stage, "folder": r.folder.name, "varied": r.varied,

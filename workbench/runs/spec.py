@@ -106,19 +106,22 @@ class Spec:
                             f"{', '.join(s.name for s in self.stages)}")
         return dataclasses.replace(self, stages=tuple(stages))
 
-    def shown(self, notebook: Path) -> str:
-        """A notebook path as a spec writes it: relative to the project, or absolute when outside it
-        (a symlinked notebooks/ folder resolves elsewhere)."""
+    def shown(self, notebook: Path, absolute: bool = False) -> str:
+        """A notebook path as a spec writes it: relative to the project, or absolute when asked or
+        when it lies outside the project (a symlinked notebooks/ folder resolves elsewhere)."""
         try:
-            return notebook.relative_to(self.project_root).as_posix()
+            return str(notebook) if absolute else notebook.relative_to(self.project_root).as_posix()
         except ValueError:
             return str(notebook)
 
-    def to_yaml(self) -> str:
-        """The spec as it ran (overrides included); `workbench run` on this text repeats the run."""
+    def to_yaml(self, absolute: bool = False) -> str:
+        """The spec as it ran (overrides included); `workbench run` on this text repeats the run.
+
+        `absolute` writes notebook paths in full, for a copy stored outside the project (--runs-dir).
+        """
         def stage_record(stage: Stage) -> dict[str, Any]:
             sweep = {k: v for k, v in (("grid", stage.grid), ("list", stage.cases)) if v}
-            record = {"notebook": self.shown(stage.notebook),
+            record = {"notebook": self.shown(stage.notebook, absolute),
                       "parameters": stage.parameters, "sweep": sweep or None, "seeds": stage.seeds}
             return {k: v for k, v in record.items() if v is not None}
 
@@ -143,6 +146,8 @@ def load_spec(path: str | Path, project_root: Path | None = None) -> Spec:
     raw = _read_yaml(path)
     _check_keys(raw, SPEC_KEYS, str(path))
     root = Path(project_root).resolve() if project_root else find_project_root(path.parent)
+    if root is None and _absolute_notebook(raw):  # a spec stored in a run folder outside the project
+        root = find_project_root(_absolute_notebook(raw).parent)
     if root is None:
         raise SpecError(
             f"{path}: no project root found (no ancestor directory holds "
@@ -165,6 +170,13 @@ def load_spec(path: str | Path, project_root: Path | None = None) -> Spec:
         project_root=root,
         pipeline="stages" in raw,
     )
+
+
+def _absolute_notebook(raw: dict) -> Path | None:
+    stages = raw.get("stages")
+    first = stages[0] if isinstance(stages, list) and stages and isinstance(stages[0], dict) else raw
+    notebook = first.get("notebook")
+    return Path(notebook) if isinstance(notebook, str) and Path(notebook).is_absolute() else None
 
 
 def _read_stages(raw_stages: Any, path: Path, root: Path, default_seeds: list[int] | None) -> tuple[Stage, ...]:
