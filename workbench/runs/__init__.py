@@ -17,14 +17,17 @@ from workbench.runs.outputs import (
     write_json,
 )
 from workbench.runs.parameters import NotebookParameter, ParameterError, notebook_parameters, validate_parameters
-from workbench.runs.registry import RunRecord, format_runs_table, headline_metrics, list_runs
-from workbench.runs.runner import KernelNotFoundError, RunResult, check_kernel, run_spec
+from workbench.runs.model_card import write_model_card
+from workbench.runs.registry import (RunRecord, filter_runs, format_runs_table, headline_metrics, list_runs, runs_table,
+                                     varied_parameters)
+from workbench.runs.runner import KernelNotFoundError, PipelineResult, RunResult, check_kernel, run_spec
 from workbench.runs.spec import Spec, SpecError, find_project_root, load_spec
 
 __all__ = [
     "KernelNotFoundError",
     "NotebookParameter",
     "OutputError",
+    "PipelineResult",
     "ParameterError",
     "RunRecord",
     "RunResult",
@@ -32,6 +35,7 @@ __all__ = [
     "SpecError",
     "check_kernel",
     "environment_record",
+    "filter_runs",
     "find_project_root",
     "format_runs_table",
     "git_state",
@@ -42,10 +46,13 @@ __all__ = [
     "output_folder",
     "read_json",
     "run_spec",
+    "runs_table",
     "save_compute_record",
     "save_data_record",
     "save_history",
     "save_metrics",
     "validate_parameters",
+    "varied_parameters",
     "write_json",
+    "write_model_card",
 ]
