@@ -21,6 +21,7 @@ from workbench.runs import find_project_root, format_runs_table, headline_metric
 from workbench.runs.outputs import COMPUTE_FILE, read_json
 from workbench.runs.plan import format_plan
 from workbench.runs.registry import format_number
+from workbench.runs.resume import unfinished_note
 from workbench.runs.runner import PipelineResult, dry_run
 from workbench.runs.runner import DEFAULT_RUNS_SUBDIR
 
@@ -91,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(format_plan(dry_run(args.spec, runs_dir=args.runs_dir, overrides=dict(args.param))))
             return EXIT_COMPLETED
+        note = None if args.resume else unfinished_note(args.spec, args.runs_dir)
+        if note:
+            print(note, file=sys.stderr)
         with _notebook_output_on_stdout(enabled=not args.quiet):
             result = run_spec(
                 args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet,

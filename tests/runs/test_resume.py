@@ -123,6 +123,11 @@ def test_resume_refuses_a_spec_changed_since_it_ran(flaky, runs):
 def test_the_command_line_resumes(flaky, runs, capsys):
     single, _ = flaky
     assert main(["run", str(single), "--runs-dir", str(runs), "--quiet"]) == 1
+    assert main(["run", str(single), "--runs-dir", str(runs), "--quiet", "--dry-run"]) == 0
+    capsys.readouterr()
+    # Starting afresh while the newest folder is unfinished says that --resume would continue it.
+    assert main(["run", str(single), "--runs-dir", str(runs), "--quiet"]) == 1
+    assert "did not finish (1 failed)" in capsys.readouterr().err
     assert main(["run", str(single), "--runs-dir", str(runs), "--quiet", "--resume"]) == 0
     assert main(["run", str(single), "--runs-dir", str(runs), "--quiet", "--resume", "-p", "seed=4"]) == 2
     assert "no -p overrides" in capsys.readouterr().err

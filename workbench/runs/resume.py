@@ -13,7 +13,7 @@ from pathlib import Path
 from workbench.config import ConfigError
 from workbench.runs.lock import effective_status
 from workbench.runs.outputs import PLAN_FILE, SPEC_FILE, STATUS_FILE, OutputError, read_json
-from workbench.runs.spec import Spec
+from workbench.runs.spec import Spec, load_spec
 
 
 class ResumeError(ConfigError):
@@ -65,3 +65,31 @@ def run_status(run_dir: Path) -> str:
     except OutputError:
         return "unknown"
     return effective_status(run_dir, recorded)
+
+
+def unfinished_note(spec_path: str | Path, runs_dir: str | Path | None = None) -> str | None:
+    """A one-line hint when the spec's newest folder has runs that did not finish, else None.
+
+    `workbench run SPEC` always starts afresh; this tells the user that
+    `--resume` would continue instead. Any problem reading the spec is left
+    to the run itself to report.
+    """
+    try:
+        spec = load_spec(spec_path)
+    except ConfigError:
+        return None
+    runs_dir = Path(runs_dir or spec.project_root / "experiments" / "runs")
+    folders = experiment_folders(runs_dir, spec.name)
+    if not folders:
+        return None
+    newest = folders[-1]
+    runs = [newest] if (newest / STATUS_FILE).exists() and not (newest / PLAN_FILE).exists() else sorted(
+        p for p in newest.iterdir() if p.is_dir()
+    )
+    states = [run_status(run) for run in runs]
+    unfinished = [s for s in states if s not in ("completed", "running")]
+    if not unfinished:
+        return None
+    counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(unfinished))
+    return (f"note: the newest run of {spec.name} ({newest.name}) did not finish ({counts}); "
+            f"this starts a new one. `workbench run {spec_path} --resume` would continue it instead.")
