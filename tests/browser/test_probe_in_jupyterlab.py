@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 VIEWS = {  # screenshot name -> text found in the cell that builds the view
@@ -168,6 +170,17 @@ def test_probe_notebook_runs_and_its_widgets_respond_in_jupyterlab(jupyterlab):
             assert attention.locator(".widget-readout").first.inner_text().strip() == "1"
             path = artifacts / "probe-attention-after-slider.png"
             attention.screenshot(path=str(path))
+            saved.append(path)
+
+            # Clicking a confusion-matrix cell lists that cell's examples under it.
+            confusion = cell("ConfusionExplorer(")
+            confusion.scroll_into_view_if_needed()
+            box = confusion.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+            confusion.locator("text=/examples of/").first.wait_for(timeout=20_000)
+            assert confusion.locator(".wb-examples tr, i:has-text('no examples')").count() >= 1
+            path = artifacts / "probe-confusion-after-click.png"
+            confusion.screenshot(path=str(path))
             saved.append(path)
 
             # The playground's token slider re-charts the alternatives of another token.

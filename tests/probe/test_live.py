@@ -22,6 +22,7 @@ def quick(corpus_file, callbacks):
     return pretrain(settings, callbacks=callbacks, printer=None)
 
 
+@pytest.mark.slow
 def test_every_read_draws_train_and_validation_metrics_and_writes_html(corpus_file, tmp_path):
     live = LiveCurves(max_redraws_per_s=1e9, widget=True, display=False, html_path=tmp_path / "live.html")
     outcome = quick(corpus_file, [live])
@@ -47,6 +48,7 @@ def test_every_read_draws_train_and_validation_metrics_and_writes_html(corpus_fi
     assert json.dumps("val_loss") in page
 
 
+@pytest.mark.slow
 def test_reads_are_throttled_to_the_redraw_rate(corpus_file):
     ticks = iter(range(10**6))
     clock = lambda: next(ticks) * 0.1  # each call 0.1 s later: at most 1 read a second means every 10th step
@@ -70,6 +72,7 @@ def test_the_static_figure_holds_the_points():
     assert figure.layout.yaxis2.type == "log"
 
 
+@pytest.mark.slow
 def test_in_a_kernel_the_live_display_is_replaced_by_a_static_figure(corpus_file, monkeypatch):
     shown = []
 
