@@ -100,3 +100,31 @@ def test_bad_configs_name_the_problem(values, message):
 def test_unknown_preset_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="valid presets are: tiny, nano"):
         DecoderConfig.from_preset("huge")
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients_and_saves_less():
+    torch.manual_seed(0)
+    model = Decoder(DecoderConfig.from_preset("tiny", vocab_size=97, block_size=32))
+    idx = torch.randint(0, 97, (2, 32))
+
+    def run(checkpointing):
+        model.zero_grad()
+        model.activation_checkpointing = checkpointing
+        saved = []  # tensors autograd keeps for the backward pass (checkpointed blocks keep only inputs)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            loss = model(idx).logits.logsumexp(-1).mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()], sum(saved)
+
+    plain_loss, plain_grads, plain_saved = run(False)
+    ckpt_loss, ckpt_grads, ckpt_saved = run(True)
+    torch.testing.assert_close(ckpt_loss, plain_loss, rtol=0, atol=0)
+    for a, b in zip(ckpt_grads, plain_grads):
+        torch.testing.assert_close(a, b)
+    assert ckpt_saved < plain_saved / 2
+
+
+def test_activation_checkpointing_leaves_probe_outputs_and_eval_alone(tiny):
+    tiny.activation_checkpointing = True
+    out = tiny(torch.randint(0, 97, (1, 8)), output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == 3 and out.attentions[0].shape == (1, 2, 8, 8)

@@ -60,3 +60,22 @@ def test_gradient_clipping_bounds_the_global_norm_and_logs_it():
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
     assert norm.item() == pytest.approx(1.0, rel=1e-4)
     assert logged["grad_norm"] > 100
+
+
+def test_compile_option_keeps_the_plain_state_dict_names_and_records_itself():
+    config = DecoderConfig.from_preset("tiny", vocab_size=64, block_size=16)
+    plain, compiled = PretrainModule(config), PretrainModule(config, compile=True, activation_checkpointing=True)
+    assert list(compiled.state_dict()) == list(plain.state_dict())  # checkpoints load either way
+    assert compiled.hparams["compile"] is True and compiled.hparams["activation_checkpointing"] is True
+    assert compiled.model.activation_checkpointing and not plain.model.activation_checkpointing
+
+
+@pytest.mark.slow
+def test_compiled_module_computes_what_the_plain_one_does():
+    torch.manual_seed(0)
+    config = DecoderConfig.from_preset("tiny", vocab_size=64, block_size=16)
+    plain = PretrainModule(config)
+    compiled = PretrainModule(config, compile=True)
+    compiled.load_state_dict(plain.state_dict())
+    x = torch.randint(0, 64, (2, 16))
+    torch.testing.assert_close(compiled(x), plain(x), rtol=1e-4, atol=1e-5)

@@ -74,3 +74,11 @@ def test_bf16_mixed_precision_trains(corpus_file):
 def test_bad_settings_fail_before_any_data_is_read(values, message):
     with pytest.raises(ConfigError, match=message):
         PretrainSettings.from_dict(values)
+
+
+def test_speed_options_reach_the_module_and_train_the_same_model(corpus_file):
+    plain = quick(corpus_file, max_steps=6, eval_every=6)
+    checkpointed = quick(corpus_file, max_steps=6, eval_every=6, activation_checkpointing=True)
+    assert checkpointed.metrics["val_loss"] == pytest.approx(plain.metrics["val_loss"], rel=1e-5)
+    with pytest.raises(ConfigError, match="compile"):
+        PretrainSettings.from_dict({"compile": "yes"})

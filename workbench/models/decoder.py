@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from workbench.models.config import DecoderConfig
@@ -138,6 +139,8 @@ class Decoder(nn.Module):
         cos, sin = rotary_tables(config.head_dim, config.block_size, config.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        # Recompute each block in the backward pass instead of keeping its activations (training only).
+        self.activation_checkpointing = False
         self.apply(self._init_weights)
         # GPT-2's scaled init: each residual branch adds variance, so shrink its output projection.
         for name, param in self.named_parameters():
@@ -169,8 +172,12 @@ class Decoder(nn.Module):
         x = self.dropout(self.embed(idx))
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
+        checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x, weights = block(x, cos, sin, need_weights=output_attentions)
+            if checkpointed:
+                x, weights = torch.utils.checkpoint.checkpoint(block, x, cos, sin, output_attentions, use_reentrant=False)
+            else:
+                x, weights = block(x, cos, sin, need_weights=output_attentions)
             if hidden is not None:
                 hidden.append(x)
             if attentions is not None:

@@ -3,6 +3,13 @@
 The module owns the objective and the optimiser; the Trainer owns the loop,
 gradient clipping and precision. Validation reports loss, perplexity and bits
 per byte, the last being comparable across tokenizers.
+
+Two speed options, both off by default because neither pays everywhere
+(`python -m benchmarks` measures them): `compile` runs the decoder through
+`torch.compile` (on 2 CPU cores it saves ~15% a step at nanoGPT's recipe size but
+costs ~30 s of compilation, so it pays only in runs of thousands of steps; on a GPU
+it pays from a few hundred), and `activation_checkpointing` recomputes each block's
+activations in the backward pass, trading ~1/3 more compute for memory.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ class PretrainModule(L.LightningModule):
         model_config: DecoderConfig | dict[str, Any],
         optim: OptimConfig | dict[str, Any] | None = None,
         bytes_per_token: float | None = None,
+        *,
+        compile: bool = False,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(model_config, dict):
@@ -40,8 +50,18 @@ class PretrainModule(L.LightningModule):
         self.optim = optim or OptimConfig()
         self.bytes_per_token = bytes_per_token
         self.model = Decoder(model_config)
+        self.model.activation_checkpointing = activation_checkpointing
+        if compile:
+            # In place (nn.Module.compile): parameter names and state_dict keys stay those of the plain model.
+            self.model.compile()
         self.save_hyperparameters(
-            {"model_config": model_config.to_dict(), "optim": vars(self.optim), "bytes_per_token": bytes_per_token}
+            {
+                "model_config": model_config.to_dict(),
+                "optim": vars(self.optim),
+                "bytes_per_token": bytes_per_token,
+                "compile": compile,
+                "activation_checkpointing": activation_checkpointing,
+            }
         )
         self._val_sum = torch.zeros(())
         self._val_count = 0

@@ -56,6 +56,9 @@ class PretrainSettings:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     precision: str = "32-true"
+    # speed: measured by `python -m benchmarks`; neither changes what is learned
+    compile: bool = False  # torch.compile the decoder: pays on GPU, and on CPU only in runs of thousands of steps
+    activation_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~1/3 more compute
     # evaluation
     eval_every: int = 50
     eval_batches: int = 20
@@ -191,6 +194,8 @@ def pretrain(
         settings.model_config(tokenizer.vocab_size),
         settings.optim_config(),
         bytes_per_token=datamodule.bytes_per_token,
+        compile=settings.compile,
+        activation_checkpointing=settings.activation_checkpointing,
     )
     if printer:
         printer(

@@ -1,0 +1,173 @@
+"""The training runs behind parts b, c and d: the workbench under Lightning, the same
+model and data in a bare loop, and the nanoGPT reference, all timed the same way.
+
+Each run is a function returning a JSON-able dict; `worker.py` runs one in a fresh
+process so peak resident memory is that run's own.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from benchmarks import nanogpt_reference as ref
+from benchmarks.flops import decoder_flops_per_token, flops_per_token
+from benchmarks.quality import QualityClock
+
+# nanoGPT's README CPU recipe on shakespeare_char, in the workbench's settings. Its config
+# (config/train_shakespeare_char.py) gives lr 1e-3 -> 1e-4, warmup 100, weight decay 0.1, clip 1.0.
+# mlp_hidden 344: SwiGLU has three matrices, so 3 * 128 * 344 matches GPT's 2 * 128 * 512 and the
+# model has nanoGPT's 0.80M parameters.
+RECIPE: dict[str, Any] = dict(
+    corpus="text", validation_fraction=0.1, tokenizer="char", preset="nano", block_size=64,
+    model_overrides={"mlp_hidden": 344}, dropout=0.0, batch_size=12, max_steps=2000, learning_rate=1e-3,
+    min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, grad_clip=1.0, precision="32-true",
+)
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def step_figures(step_seconds: list[float], tokens_per_step: int, flops_per_tok: float, peak_gflops: float | None) -> dict:
+    """Median step (robust to a noisy neighbour), tokens/s and MFU from it."""
+    median = statistics.median(step_seconds)
+    tokens_per_s = tokens_per_step / median
+    out = {
+        "steps_timed": len(step_seconds),
+        "ms_per_step": round(1000 * median, 2),
+        "mean_ms_per_step": round(1000 * statistics.fmean(step_seconds), 2),
+        "tokens_per_s": round(tokens_per_s, 1),
+        "model_gflops": round(flops_per_tok * tokens_per_s / 1e9, 2),
+    }
+    if peak_gflops:
+        out["mfu"] = round(flops_per_tok * tokens_per_s / 1e9 / peak_gflops, 4)
+    return out
+
+
+def settings_for(corpus_path: str, **overrides) -> dict:
+    return {**RECIPE, "corpus_paths": [str(corpus_path)], "eval_every": overrides.get("max_steps", RECIPE["max_steps"]),
+            "eval_batches": 1, "final_eval_batches": 1, **overrides}
+
+
+def _val_tokens(datamodule) -> np.ndarray:
+    text = datamodule.corpus["validation"]["text"][0]
+    return np.asarray(datamodule.tokenizer.encode(text), dtype=np.uint16)
+
+
+class _ClockCallback(L.Callback):
+    def __init__(self, clock: QualityClock) -> None:
+        self.clock = clock
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.clock.start()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        model = pl_module.model
+        self.clock.after_step(trainer.global_step, lambda x: model(x).logits, lambda e: model.train(not e),
+                              last=trainer.global_step == trainer.max_steps)
+
+
+def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | None = None, warmup: int = 5, **overrides) -> dict:
+    """The workbench's `pretrain()` (PretrainModule under the Lightning Trainer), with nanoGPT's evaluator."""
+    from workbench.data import PretrainDataModule
+    from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule, pretrain
+
+    settings = PretrainSettings.from_dict(settings_for(corpus_path, **overrides))
+    probe_dm: PretrainDataModule = make_datamodule(settings)
+    probe_dm.setup()
+    clock = QualityClock(_val_tokens(probe_dm), block_size=settings.block_size, batch_size=settings.batch_size,
+                         eval_every=eval_every)
+    started = time.perf_counter()
+    outcome = pretrain(settings, callbacks=[_ClockCallback(clock)], printer=None)
+    total = time.perf_counter() - started
+    tokens_per_step = settings.batch_size * settings.block_size
+    fpt = decoder_flops_per_token(outcome.model, settings.block_size)
+    steps = clock.step_times()[warmup:]
+    return {
+        "kind": "workbench (Lightning)",
+        "parameters": outcome.model.num_parameters(),
+        "flops_per_token": fpt,
+        **step_figures(steps, tokens_per_step, fpt, peak_gflops),
+        **clock.summary(),
+        "call_s": round(total, 2),
+        "peak_rss_mb": peak_rss_mb(),
+        "settings": {k: v for k, v in overrides.items()},
+    }
+
+
+def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int = 5, **overrides) -> dict:
+    """The same module, optimiser, schedule, clipping and batches, stepped by hand."""
+    from workbench.modules.pretrain import PretrainModule, lm_loss
+    from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule
+
+    settings = PretrainSettings.from_dict(settings_for(corpus_path, **overrides))
+    L.seed_everything(settings.seed, verbose=False)
+    dm = make_datamodule(settings)
+    dm.setup("fit")
+    module = PretrainModule(settings.model_config(dm.tokenizer.vocab_size), settings.optim_config())
+    model = module.model
+    config = module.configure_optimizers()
+    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    loader = iter(dm.train_dataloader())
+    step_seconds, data_seconds = [], []
+    end = time.perf_counter()
+    for _ in range(settings.max_steps):
+        x, y = next(loader)
+        fetched = time.perf_counter()
+        loss = lm_loss(model(x).logits, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        now = time.perf_counter()
+        data_seconds.append(fetched - end)
+        step_seconds.append(now - end)
+        end = now
+    tokens_per_step = settings.batch_size * settings.block_size
+    fpt = decoder_flops_per_token(model, settings.block_size)
+    return {
+        "kind": "workbench (bare loop)",
+        "parameters": model.num_parameters(),
+        **step_figures(step_seconds[warmup:], tokens_per_step, fpt, peak_gflops),
+        "data_wait_fraction": round(sum(data_seconds[warmup:]) / sum(step_seconds[warmup:]), 5),
+        "data_ms_per_step": round(1000 * statistics.median(data_seconds[warmup:]), 4),
+        "final_train_loss": round(loss.item(), 4),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_nanogpt(corpus_path: str, *, max_steps: int, eval_every: int, peak_gflops: float | None = None, warmup: int = 5) -> dict:
+    """nanoGPT's model and loop at its CPU recipe (see nanogpt_reference.py)."""
+    text = Path(corpus_path).read_text(encoding="utf-8")
+    train, val, vocab = ref.prepare_chars(text)
+    config = ref.GPTConfig(vocab_size=vocab)
+    clock = QualityClock(val, block_size=config.block_size, batch_size=12, eval_every=eval_every)
+
+    def on_step(step, model):
+        clock.after_step(step, lambda x: model(x)[0], lambda e: model.train(not e), last=step == max_steps)
+
+    clock.start()
+    model = ref.train(train, config, max_iters=max_steps, on_step=on_step, lr_decay_iters=max_steps)
+    n = model.num_parameters()
+    fpt = flops_per_token(n, config.n_layer, config.n_head, config.n_embd // config.n_head, config.block_size)
+    return {
+        "kind": "nanoGPT reference",
+        "parameters": n,
+        "flops_per_token": fpt,
+        **step_figures(clock.step_times()[warmup:], 12 * config.block_size, fpt, peak_gflops),
+        **clock.summary(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# The workbench's own best CPU recipe for time to 1.88 (chosen by measurement; see the README's benchmarks section).
+BEST_RECIPE: dict[str, Any] = dict(max_steps=2000, learning_rate=1e-3)

@@ -1,0 +1,106 @@
+"""The benchmark's smoke mode: every part runs end to end and reports, at toy sizes.
+
+Timings are never asserted (they are noise on a shared machine); what is checked is
+that each part produced its figures and that the figures are consistent with each other.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))  # benchmarks/ is a top-level folder run as `python -m benchmarks`, not installed
+
+from benchmarks import flops, gpu, peak  # noqa: E402
+from benchmarks.nanogpt_reference import GPT, GPTConfig  # noqa: E402
+from benchmarks.quality import QualityClock  # noqa: E402
+SHAKESPEARE_LIKE = "".join(
+    f"{name}:\nWhat say you, {other}? The {thing} is {mood} tonight.\n\n"
+    for name in ("ROMEO", "JULIET", "MERCUTIO", "NURSE")
+    for other in ("sir", "madam", "friend")
+    for thing in ("moon", "night", "hour", "house", "sword")
+    for mood in ("fair", "dark", "cold", "late")
+)
+
+
+@pytest.mark.slow
+def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
+    corpus = tmp_path / "input.txt"
+    corpus.write_text(SHAKESPEARE_LIKE * 3)
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--corpus", str(corpus), "--out", str(out)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(next(out.glob("*.json")).read_text())
+    assert results["smoke"] is True
+    assert results["peak_fp32"]["gflops"] > 0
+    for run in (*results["bare"], *results["lightning"], results["recipe"], results["best"], results["nanogpt"]):
+        assert run["ms_per_step"] > 0 and run["tokens_per_s"] > 0 and 0 < run["mfu"]
+        assert run["peak_rss_mb"] > 50
+    # The workbench at the recipe has nanoGPT's parameter count (0.80M) within 0.1%.
+    assert abs(results["lightning"][0]["parameters"] - results["nanogpt"]["parameters"]) < 800
+    for run in (results["recipe"], results["best"], results["nanogpt"]):
+        assert [s for s, _, _ in run["curve"]] == [3, 6]  # evaluated every 3 steps, nanoGPT's protocol
+    assert 0 <= results["bare"][0]["data_wait_fraction"] < 1
+    assert results["tokenization"]["rows"][0]["tokens_per_s"] > 0
+    notebook = results["notebook"]
+    assert notebook["same_val_loss"], notebook  # the notebook trains exactly what the plain call trains
+    assert notebook["workbench_run_s"] > 0 and notebook["plain_s"] > 0
+    expected_gpu = "tokens_per_s" if torch.cuda.is_available() else "skipped"
+    assert expected_gpu in results["gpu"]
+    table = done.stdout
+    assert "| part" in table and "Lightning overhead" in table and "time to val loss <= 1.88" in table
+    assert (out / next(out.glob("*.json")).with_suffix(".md").name).exists()
+
+
+def test_gpu_part_says_it_skipped_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu.gpu_benchmark() == {"skipped": "skipped: no GPU"}
+
+
+def test_bad_part_name_is_refused_naming_the_valid_ones():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--parts", "ax"], cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 2 and "valid parts are a, b, c, d, e, f, g" in done.stderr
+
+
+def test_missing_corpus_is_refused_before_any_work(tmp_path):
+    missing = tmp_path / "nope.txt"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--corpus", str(missing)], cwd=PROJECT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and f"--corpus {missing} is not a file" in done.stderr
+
+
+def test_flops_formula_is_6n_plus_attention():
+    # nanoGPT's estimate_mfu at its Shakespeare-char CPU recipe: N = 0.7959M, L = H = 4, Q = 32, T = 64.
+    assert flops.flops_per_token(795_904, 4, 4, 32, 64) == 6 * 795_904 + 12 * 4 * 4 * 32 * 64
+
+
+def test_nanogpt_reference_has_nanogpts_parameter_count():
+    assert GPT(GPTConfig(vocab_size=65)).num_parameters() == 795_904  # nanoGPT prints "0.80M"
+
+
+def test_matmul_peak_reports_the_best_size():
+    result = peak.matmul_peak(torch.float32, sizes=(32, 64), seconds=0.01)
+    assert result["gflops"] == max(result["by_size"].values()) and result["size"] in (32, 64)
+
+
+def test_quality_clock_records_when_the_target_is_first_reached():
+    import numpy as np
+
+    val = np.arange(200, dtype=np.uint16) % 7
+    clock = QualityClock(val, block_size=8, batch_size=2, eval_iters=2, eval_every=2, target=1.0)
+    uniform = lambda x: torch.zeros(*x.shape, 7)  # loss ln 7 = 1.95
+    peaked = lambda x: torch.nn.functional.one_hot((x + 1) % 7, 7).float() * 50  # the next id: loss ~0
+    clock.start()
+    for step, fn in ((1, uniform), (2, uniform), (3, peaked), (4, peaked), (5, uniform), (6, peaked)):
+        clock.after_step(step, fn, lambda _: None)
+    summary = clock.summary()
+    assert [s for s, _, _ in summary["curve"]] == [2, 4, 6]
+    assert summary["reached_step"] == 4 and summary["best_val_loss"] < 0.01
+    assert len(clock.step_times()) == 6
