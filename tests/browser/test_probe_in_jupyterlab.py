@@ -175,10 +175,16 @@ def test_probe_notebook_runs_and_its_widgets_respond_in_jupyterlab(jupyterlab):
             # Clicking a confusion-matrix cell lists that cell's examples under it.
             confusion = cell("ConfusionExplorer(")
             confusion.scroll_into_view_if_needed()
+            # The fullest cell, read from the figure's own data in the page (rows: true classes, top first).
+            counts = confusion.locator(".js-plotly-plot").first.evaluate("el => el.data[0].customdata")
+            n = len(counts)
+            true, predicted = max(((i, j) for i in range(n) for j in range(n)), key=lambda c: counts[c[0]][c[1]])
             box = confusion.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-            page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-            confusion.locator("text=/examples of/").first.wait_for(timeout=20_000)
-            assert confusion.locator(".wb-examples tr, i:has-text('no examples')").count() >= 1
+            page.mouse.click(box["x"] + box["width"] * (predicted + 0.5) / n, box["y"] + box["height"] * (true + 0.5) / n)
+            caption = confusion.locator("text=/examples of/").first
+            caption.wait_for(timeout=20_000)
+            assert caption.inner_text().startswith(f"{counts[true][predicted]} examples of")
+            assert confusion.locator(".wb-examples tr").count() == 1 + min(50, counts[true][predicted])
             path = artifacts / "probe-confusion-after-click.png"
             confusion.screenshot(path=str(path))
             saved.append(path)
