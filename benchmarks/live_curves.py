@@ -55,9 +55,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     args = parser.parse_args()
     settings = demo_settings(args.steps)
-    print(f"demo config over {args.steps} steps: {settings}")
+    print(f"demo config over {args.steps} steps: {settings}", flush=True)
     run({**settings, "max_steps": 5}, None)  # warm the tokenizer and dataset caches
     without, wall_without = run(settings, None)
+    print(f"without the callback: {without:.2f} s in training steps", flush=True)
     live = LiveCurves(widget=True, display=False)
     with_live, wall_with = run(settings, live)
     share = live.hook_seconds / with_live
