@@ -128,3 +128,16 @@ def test_activation_checkpointing_leaves_probe_outputs_and_eval_alone(tiny):
     tiny.activation_checkpointing = True
     out = tiny(torch.randint(0, 97, (1, 8)), output_hidden_states=True, output_attentions=True)
     assert len(out.hidden_states) == 3 and out.attentions[0].shape == (1, 2, 8, 8)
+
+
+def test_rotary_with_the_sign_folded_into_the_table_is_bitwise_rotate_half():
+    from workbench.models.decoder import apply_rotary, rotary_tables, signed_sin
+
+    cos, sin = rotary_tables(16, 10, 10000.0)
+    x = torch.randn(2, 3, 10, 16)
+    rotate_half = torch.cat([-x[..., 8:], x[..., :8]], dim=-1)  # the textbook form
+    assert torch.equal(apply_rotary(x, cos, signed_sin(sin)), x * cos + rotate_half * sin)
+    # Position 0 is the identity; the rotation keeps each pair's length.
+    torch.testing.assert_close(apply_rotary(x, cos, signed_sin(sin))[..., 0, :], x[..., 0, :])
+    pairs = lambda t: t[..., :8] ** 2 + t[..., 8:] ** 2
+    torch.testing.assert_close(pairs(apply_rotary(x, cos, signed_sin(sin))), pairs(x))

@@ -51,11 +51,22 @@ def rotary_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor
     return angles.cos(), angles.sin()
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (i, i + d/2) of x, shape (B, H, T, d), by position-dependent angles."""
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """The sin table with its first half negated, the form `apply_rotary` takes.
+
+    Rotate-half is (-x2, x1); folding its sign into the table turns it into a plain
+    swap of halves. Negation is exact, so the result is bitwise the same, with one
+    elementwise op (and its backward) fewer per call, eight calls a step in nano.
+    """
+    half = sin.shape[-1] // 2
+    return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + d/2) of x, shape (B, H, T, d), by position-dependent angles (`signed_sin` table)."""
     half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return (x * cos + rotated * sin).type_as(x)
+    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + swapped * sin_signed).type_as(x)
 
 
 class CausalSelfAttention(nn.Module):
@@ -138,7 +149,7 @@ class Decoder(nn.Module):
             self.lm_head.weight = self.embed.weight
         cos, sin = rotary_tables(config.head_dim, config.block_size, config.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_sin", signed_sin(sin), persistent=False)  # sign folded in: see signed_sin
         # Recompute each block in the backward pass instead of keeping its activations (training only).
         self.activation_checkpointing = False
         self.apply(self._init_weights)
