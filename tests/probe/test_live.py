@@ -1,6 +1,7 @@
 """The live-curve callback in a real (tiny) training run: what it draws is what was logged, throttled."""
 
 import json
+import time
 
 import pytest
 
@@ -24,7 +25,9 @@ def quick(corpus_file, callbacks):
 
 @pytest.mark.slow
 def test_every_read_draws_train_and_validation_metrics_and_writes_html(corpus_file, tmp_path):
-    live = LiveCurves(max_redraws_per_s=1e9, widget=True, display=False, html_path=tmp_path / "live.html")
+    ticks = iter(range(10**6))
+    live = LiveCurves(max_redraws_per_s=1e9, max_overhead=1.0, widget=True, display=False,
+                      html_path=tmp_path / "live.html", clock=lambda: next(ticks) * 1.0)  # each step 1 s apart
     outcome = quick(corpus_file, [live])
     assert {"train_loss", "grad_norm", "val_loss", "val_ppl", "val_bpb"} <= set(live.points)
     # Unthrottled, every step is read: the drawn train loss is the recorder's row for the same step.
@@ -52,7 +55,7 @@ def test_every_read_draws_train_and_validation_metrics_and_writes_html(corpus_fi
 def test_reads_are_throttled_to_the_redraw_rate(corpus_file):
     ticks = iter(range(10**6))
     clock = lambda: next(ticks) * 0.1  # each call 0.1 s later: at most 1 read a second means every 10th step
-    live = LiveCurves(max_redraws_per_s=1.0, widget=False, display=False, clock=clock)
+    live = LiveCurves(max_redraws_per_s=1.0, max_overhead=1.0, widget=False, display=False, clock=clock)
     quick(corpus_file, [live])
     steps = live.points["train_loss"][0]
     assert steps[0] == 1 and steps[-1] == 12  # the first step, and the last one always
@@ -60,9 +63,24 @@ def test_reads_are_throttled_to_the_redraw_rate(corpus_file):
     assert live.figure is None and live.redraws == 0  # no widget outside a notebook unless asked
 
 
-def test_a_bad_rate_is_refused():
+@pytest.mark.slow
+def test_slow_redraws_are_spaced_out_to_keep_within_the_overhead_budget(corpus_file, monkeypatch):
+    ticks = iter(range(10**6))
+    live = LiveCurves(max_redraws_per_s=1e9, max_overhead=0.1, widget=False, display=False,
+                      clock=lambda: next(ticks) * 0.1)  # steps 0.1 s apart
+    monkeypatch.setattr(live, "_redraw", lambda: time.sleep(0.02))  # a redraw costing >= 20 ms
+    quick(corpus_file, [live])
+    steps = live.points["train_loss"][0]
+    # Each redraw buys >= 0.2 s of quiet (20 ms / 10%), so at most every other step of the 12 is read.
+    assert 2 <= len(steps) <= 7 and steps[-1] == 12
+    assert all(b - a >= 2 for a, b in zip(steps[:-2], steps[1:-1]))
+
+
+def test_bad_rates_are_refused():
     with pytest.raises(ValueError, match="max_redraws_per_s must be > 0"):
         LiveCurves(max_redraws_per_s=0)
+    with pytest.raises(ValueError, match=r"max_overhead must be in \(0, 1\]"):
+        LiveCurves(max_overhead=2)
 
 
 def test_the_static_figure_holds_the_points():
