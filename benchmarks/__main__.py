@@ -50,9 +50,13 @@ def parse_args(argv):
     parser.add_argument("--smoke", action="store_true", help="every part at toy sizes, in seconds (for tests)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"tiny Shakespeare (default {DEFAULT_CORPUS})")
     parser.add_argument("--parts", default=PARTS, help=f"which parts to run, a subset of {PARTS!r} (b and c run together)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every run (default: torch's, one per core); 1 keeps a busy machine usable")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the .json and .md results (default benchmarks/results for a full run, none for --smoke)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s) {''.join(sorted(unknown))!r}; valid parts are {', '.join(PARTS)}")
@@ -64,6 +68,9 @@ def parse_args(argv):
 def main(argv=None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     size = SMOKE if args.smoke else FULL
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the worker processes
     if args.smoke:
         # One thread and no worker processes: seconds, even on a machine whose cores are busy
         # (two OpenMP threads on an oversubscribed machine wait on each other at every op).
@@ -80,7 +87,16 @@ def main(argv=None) -> dict:
                      "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                                  "threads": torch.get_num_threads(), "cores": os.cpu_count(),
                                  "load_avg_before": round(os.getloadavg()[0], 2)}}
-    say = lambda text: print(f"[{time.perf_counter() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
+    out = args.out or (None if args.smoke else PROJECT / "benchmarks" / "results")
+    stem = out / dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H%M") if out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def say(text: str) -> None:
+        """Progress on stderr; the results so far saved at every part, so a stopped run keeps them."""
+        print(f"[{time.perf_counter() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
+        if stem:
+            stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
 
     fp32 = None
     if "a" in args.parts or set(args.parts) & set("bcd"):
@@ -132,10 +148,7 @@ def main(argv=None) -> dict:
     results["machine"]["load_avg_after"] = round(os.getloadavg()[0], 2)
     table = render(results)
     print(table)
-    out = args.out or (None if args.smoke else PROJECT / "benchmarks" / "results")
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H%M")
+    if stem:
         stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
         stem.with_suffix(".md").write_text(f"Benchmarks, {results['date']} (`python -m benchmarks`)\n\n{table}\n")
         say(f"wrote {stem}.json and .md")

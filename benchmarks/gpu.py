@@ -39,7 +39,8 @@ def gpu_benchmark(*, steps: int = 60, warmup: int = 15, batch_size: int = 16, bl
     loader = DataLoader(TensorDataset(ids[:, :-1], ids[:, 1:]), batch_size=batch_size, pin_memory=True)
 
     class Clock(L.Callback):
-        ends: list[float] = []
+        def __init__(self) -> None:
+            self.ends: list[float] = []
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             torch.cuda.synchronize()

@@ -43,8 +43,10 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     for run in (*results["bare"], *results["lightning"], results["recipe"], results["best"], results["nanogpt"]):
         assert run["ms_per_step"] > 0 and run["tokens_per_s"] > 0 and 0 < run["mfu"]
         assert run["peak_rss_mb"] > 50
-    # The workbench at the recipe has nanoGPT's parameter count (0.80M) within 0.1%.
-    assert abs(results["lightning"][0]["parameters"] - results["nanogpt"]["parameters"]) < 800
+    # The workbench at the recipe has nanoGPT's parameter count within 1% (0.800M against 0.796M on
+    # tiny Shakespeare: SwiGLU width 344 against GPT's 4 x 128, and one more embedding row, for <unk>).
+    wb, ng = results["lightning"][0]["parameters"], results["nanogpt"]["parameters"]
+    assert abs(wb - ng) / ng < 0.01
     for run in (results["recipe"], results["best"], results["nanogpt"]):
         assert [s for s, _, _ in run["curve"]] == [3, 6]  # evaluated every 3 steps, nanoGPT's protocol
     assert 0 <= results["bare"][0]["data_wait_fraction"] < 1
