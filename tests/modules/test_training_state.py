@@ -137,3 +137,33 @@ def test_a_pickle_that_is_not_plain_data_is_refused(tmp_path):
     torch.save({"callbacks": {}, "payload": Evil()}, tmp_path / LAST_STATE)
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         resumable_state(tmp_path, {})
+
+
+def test_accumulated_batches_match_the_larger_batch_and_resume_exactly(settings, tmp_path):
+    import dataclasses
+
+    import lightning as L
+
+    common = dict(dropout=0.0, max_steps=20, checkpoint_every=5, eval_every=10)
+    large = pretrain(dataclasses.replace(settings, batch_size=16, **common), printer=None)
+    accumulated_settings = dataclasses.replace(settings, batch_size=8, accumulate_grad_batches=2, **common)
+    accumulated = pretrain(accumulated_settings, printer=None)
+    # Steps, tokens and curves count optimizer steps, each of 2 x 8 blocks: one row per step, none per half-batch.
+    # (The losses agree only roughly: AdamW's first updates are ~lr x sign(gradient), so summation-order
+    # noise in near-zero gradients flips some of them.)
+    assert accumulated.metrics["tokens"] == large.metrics["tokens"] == 20 * 16 * 32
+    assert accumulated.compute["train_steps"] == accumulated.metrics["steps"] == 20
+    steps = [row["step"] for row in accumulated.history if "lr" in row]
+    assert steps == [row["step"] for row in large.history if "lr" in row] == list(range(1, 21))
+    assert accumulated.metrics["val_loss"] == pytest.approx(large.metrics["val_loss"], rel=0.05)
+
+    class Crash(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 12:
+                raise RuntimeError("crash between two saved states")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        pretrain(accumulated_settings, state_dir=tmp_path / "state", callbacks=[Crash()], printer=None)
+    assert resumable_state(tmp_path / "state", accumulated_settings.identity())[1] == 10
+    resumed = pretrain(accumulated_settings, state_dir=tmp_path / "state", printer=None)
+    assert resumed.metrics == accumulated.metrics

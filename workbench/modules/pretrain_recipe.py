@@ -49,6 +49,7 @@ class PretrainSettings:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     # optimisation
     batch_size: int = 16
+    accumulate_grad_batches: int = 1  # batches per optimizer step: a larger effective batch in the same memory
     max_steps: int = 200
     learning_rate: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -71,7 +72,7 @@ class PretrainSettings:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
-        for name in ("max_steps", "batch_size", "block_size", "eval_every", "eval_batches"):
+        for name in ("max_steps", "batch_size", "accumulate_grad_batches", "block_size", "eval_every", "eval_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.checkpoint_every < 0:
@@ -149,6 +150,7 @@ def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **override
         devices=1,
         precision=settings.precision,
         max_steps=settings.max_steps,
+        accumulate_grad_batches=settings.accumulate_grad_batches,
         gradient_clip_val=settings.grad_clip or None,
         val_check_interval=settings.eval_every,
         check_val_every_n_epoch=None,
@@ -203,7 +205,7 @@ def pretrain(
             f"{tokenizer.kind} tokenizer ({tokenizer.vocab_size} ids), "
             f"{datamodule.train_blocks.shape[0]} training blocks of {settings.block_size} tokens"
         )
-    tokens_per_step = settings.batch_size * settings.block_size
+    tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate_grad_batches
     recorder = TrainingRecorder(tokens_per_step, every_n_steps=max(1, settings.max_steps // 100), printer=printer)
     if state_dir:
         every = settings.checkpoint_every or settings.max_steps

@@ -22,7 +22,8 @@ def _scalar(value: Any) -> float:
 class TrainingRecorder(L.Callback):
     """Keeps `history` (one row per logged step or evaluation) and the time spent training.
 
-    `tokens_per_step` turns steps into tokens so curves can be drawn against data seen.
+    `tokens_per_step` turns optimizer steps into tokens (batch x block x accumulated batches)
+    so curves can be drawn against data seen; `train_steps` counts optimizer steps.
     Reading a logged tensor syncs with the device, so train rows are taken every
     `every_n_steps`, not every step.
     """
@@ -36,6 +37,7 @@ class TrainingRecorder(L.Callback):
         self.train_steps = 0
         self._fit_start = 0.0
         self._batch_start = 0.0
+        self._last_step = 0
         self._seconds_before = 0.0  # wall time of the run's earlier attempts, when resumed
         self.resumed_at_steps: list[int] = []
 
@@ -77,10 +79,16 @@ class TrainingRecorder(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._batch_start = time.perf_counter()
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_step = trainer.global_step  # after a resume: the step it continues from
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.train_seconds += time.perf_counter() - self._batch_start
-        self.train_steps += 1
         step = trainer.global_step
+        if step == self._last_step:  # with gradient accumulation: a batch that only added to the gradients
+            return
+        self._last_step = step
+        self.train_steps += 1
         if step % self.every_n_steps == 0 or step == trainer.max_steps:
             row = self._row(trainer, ("train_loss", "grad_norm"))
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]

@@ -41,13 +41,20 @@ class TrainingState(L.Callback):
         self.every_n_steps = every_n_steps
         self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))
         self.saves = 0
+        self._last_step = 0
 
     @property
     def path(self) -> Path:
         return self.folder / LAST_STATE
 
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._last_step = trainer.global_step
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
+        if step == self._last_step:  # a batch that only accumulated gradients: not a whole step yet
+            return
+        self._last_step = step
         # Lightning calls this after the optimizer and scheduler steps, so the state is a whole step.
         if step % self.every_n_steps == 0 or step == trainer.max_steps:
             self.save(trainer)
