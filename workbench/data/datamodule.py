@@ -209,7 +209,9 @@ class EvaluationBatches(Sampler):
 def _loader(blocks: torch.Tensor, sampler: Sampler) -> DataLoader:
     # A private generator: by default each iter(DataLoader) draws a seed from torch's global RNG,
     # which would shift dropout's random stream by one draw in a resumed run.
-    return DataLoader(NextTokenBlocks(blocks), batch_sampler=sampler, collate_fn=_as_is, generator=torch.Generator())
+    # Pinned host memory lets Lightning's copy to a GPU run asynchronously (non_blocking); pointless on CPU.
+    return DataLoader(NextTokenBlocks(blocks), batch_sampler=sampler, collate_fn=_as_is, generator=torch.Generator(),
+                      pin_memory=torch.cuda.is_available())
 
 
 def _as_is(batch):
