@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPEC   ?= experiments/pretrain.yaml
 
-.PHONY: install demo test test-unit test-notebooks lab runs clean
+.PHONY: install demo test test-unit test-notebooks bench lab runs clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ test-unit: install
 
 test-notebooks: install
 	$(BIN)/pytest notebooks --nbval-lax --nbval-kernel-name workbench
+
+bench: install
+	$(BIN)/python -m benchmarks
 
 lab: install
 	$(BIN)/jupyter lab notebooks/
