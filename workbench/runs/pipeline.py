@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -64,10 +65,11 @@ def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 
                 pending.remove(run)
                 results[run.folder] = kept(run)
                 printer(f"kept      {run.label} (completed earlier)")
-    with _threads_per_kernel(jobs), ThreadPoolExecutor(max_workers=jobs) as pool:
+    stop = threading.Event()
+    with _threads_per_kernel(jobs), ThreadPoolExecutor(max_workers=jobs) as pool, _ctrl_c_sets(stop):
         running: dict[Future, PlannedRun] = {}
         try:
-            _schedule(plan, pending, running, results, pool, jobs, kernel_name, log_output, printer)
+            _schedule(plan, pending, running, results, pool, jobs, kernel_name, log_output, printer, stop)
         except KeyboardInterrupt as interrupt:
             _interrupt_kernels(running, results, printer)
             interrupt.add_note(f"experiment folder (kept): {plan.root}")
@@ -78,10 +80,15 @@ def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 
 
 def _schedule(plan: Plan, pending: list[PlannedRun], running: dict[Future, PlannedRun],
               results: dict[Path, RunResult], pool: ThreadPoolExecutor, jobs: int, kernel_name: str,
-              log_output: bool, printer) -> None:
-    """Start runs whose references completed, `jobs` at a time, until every run has a result."""
+              log_output: bool, printer, stop: threading.Event) -> None:
+    """Start runs whose references completed, `jobs` at a time, until every run has a result.
+
+    Ctrl-C only sets `stop`; it is turned into KeyboardInterrupt here, between two waits.
+    """
     spec = plan.spec
     while pending or running:
+        if stop.is_set():
+            raise KeyboardInterrupt
         for run in list(pending):
             states = [results[d].status if d in results else None for d in run.depends_on]
             if any(state not in (None, "completed") for state in states):
@@ -94,11 +101,32 @@ def _schedule(plan: Plan, pending: list[PlannedRun], running: dict[Future, Plann
                 running[pool.submit(_execute_or_busy, run, spec, kernel_name, log_output)] = run
         if not running:
             continue
-        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
         for future in done:
             run = running.pop(future)
             results[run.folder] = future.result()
             printer(f"{results[run.folder].status:<9} {run.label}")
+
+
+@contextmanager
+def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """In the main thread, a first Ctrl-C sets `stop` instead of raising wherever Python happens to be
+    (possibly inside a lock that concurrent.futures holds, which then never frees: a hang seen in a
+    test); a second Ctrl-C raises at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _execute_or_busy(run: PlannedRun, spec: Spec, kernel_name: str, log_output: bool) -> RunResult:
