@@ -66,13 +66,18 @@ def load_pretrained(path: str | Path, *, device: str = "cpu") -> tuple[Decoder, 
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{directory / CONFIG} is not a valid model config: {error}") from error
     model = model_cls(config)
-    weights = directory / WEIGHTS
+    load_weights(model, directory / WEIGHTS, device=device)
+    return model.to(device).eval(), load_tokenizer(directory)
+
+
+def load_weights(module, weights: Path, *, device: str = "cpu") -> None:
+    """Fill `module` from a safetensors file; CheckpointError naming the file if it is missing,
+    unreadable, or holds other tensors than the module has."""
     if not weights.is_file():
         raise CheckpointError(f"missing weights file {weights}")
     try:
-        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False, device=device)
+        missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False, device=device)
     except (SafetensorError, OSError, RuntimeError) as error:
-        raise CheckpointError(f"cannot read weights from {weights} (truncated or corrupted?): {error}") from error
+        raise CheckpointError(f"cannot read weights from {weights} (truncated or corrupted?): {error}") from None
     if missing or unexpected:
-        raise CheckpointError(f"{weights} does not match its config: missing {missing}, unexpected {unexpected}")
-    return model.to(device).eval(), load_tokenizer(directory)
+        raise CheckpointError(f"{weights} does not match its record: missing {missing}, unexpected {unexpected}")

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
-from safetensors import SafetensorError
 
 from workbench.data.text_encoders import TextEncoder
 from workbench.files import atomic_write
 from workbench.heads import build_head
 from workbench.modules.bases import load_base
-from workbench.modules.checkpoint import WEIGHTS, CheckpointError
+from workbench.modules.checkpoint import WEIGHTS, CheckpointError, load_weights
 from workbench.modules.finetune import FinetuneModule
 from workbench.modules.lora import merge_lora
 
@@ -87,13 +86,7 @@ def load_finetuned(path: str | Path, *, device: str = "cpu") -> Finetuned:
     base = load_base(settings["base"], max_length=settings["max_length"], seed=settings["seed"])
     head = build_head(**build, backbone=base.backbone)
     module = FinetuneModule(base.backbone, head, None, None, task_kind, label_names=record["label_names"])
-    weights = directory / WEIGHTS
-    try:
-        missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False, device=device)
-    except (SafetensorError, OSError, RuntimeError) as error:
-        raise CheckpointError(f"cannot read weights from {weights} (truncated or corrupted?): {error}") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{weights} does not match its record: missing {missing}, unexpected {unexpected}")
+    load_weights(module, directory / WEIGHTS, device=device)
     return Finetuned(module.to(device).eval(), base.text_encoder, task_kind, record["label_names"], settings)
 
 
