@@ -13,10 +13,12 @@ import types
 import typing
 from typing import Any, Callable, TypeVar
 
+from workbench.errors import RequestError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(RequestError):
     """A configuration value is unknown or has the wrong type."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import datasets
 
 from workbench.config import keyword_options
+from workbench.errors import RequestError, ResourceError
 
 CORPORA = ("stdlib", "text", "hf")
 
@@ -39,11 +40,11 @@ HUB_CONNECT_TIMEOUT_S = 3.0
 FEATURES = datasets.Features({"text": datasets.Value("string"), "source": datasets.Value("string")})
 
 
-class CorpusError(ValueError):
+class CorpusError(RequestError):
     """A corpus was asked for with a bad name or bad options."""
 
 
-class CorpusUnavailableError(RuntimeError):
+class CorpusUnavailableError(ResourceError):
     """A corpus exists in principle but cannot be fetched from here (e.g. the hub is unreachable)."""
 
 

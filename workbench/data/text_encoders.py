@@ -13,11 +13,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from workbench.data.tokenizers import Tokenizer
+from workbench.errors import RequestError
 
 DEFAULT_MAX_LENGTH = 256
 
 
-class TextEncoderError(ValueError):
+class TextEncoderError(RequestError):
     """A text encoder was built with a bad tokenizer or length."""
 
 

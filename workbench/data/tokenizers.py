@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 import tokenizers as hf
 
+from workbench.errors import RequestError
 from workbench.files import atomic_write
 
 TOKENIZERS = ("byte", "char", "bpe")
@@ -32,7 +33,7 @@ UNK = "<unk>"
 MIN_BPE_VOCAB = 257
 
 
-class TokenizerError(ValueError):
+class TokenizerError(RequestError):
     """A tokenizer was asked for with bad options, or its file is malformed."""
 
 

@@ -5,7 +5,8 @@ from workbench.modules.finetune import HEAD_FOR_TASK, TASK_KINDS, FinetuneModule
 from workbench.modules.lora import merge_lora
 from workbench.modules.optim import OptimConfig
 from workbench.modules.pretrain import PretrainModule
-from workbench.modules.pretrain_recipe import PretrainOutcome, PretrainSettings, pretrain
+from workbench.modules.pretrain_recipe import PretrainOutcome, pretrain
+from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
 from workbench.modules.strategies import STRATEGIES, GradualUnfreeze, Strategy
 

@@ -18,6 +18,7 @@ import safetensors.torch
 from safetensors import SafetensorError
 
 from workbench.data.tokenizers import Tokenizer, load_tokenizer
+from workbench.errors import ResourceError
 from workbench.files import atomic_write
 from workbench.models import Decoder, DecoderConfig
 
@@ -25,7 +26,7 @@ WEIGHTS, CONFIG = "model.safetensors", "config.json"
 ARCHITECTURES = {"decoder": (DecoderConfig, Decoder)}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ResourceError):
     """A checkpoint folder is missing, incomplete or corrupted."""
 
 

@@ -91,6 +91,6 @@ def load_finetuned(path: str | Path, *, device: str = "cpu") -> Finetuned:
 
 
 def _default_head(task_kind: str) -> str:
-    from workbench.modules.finetune_recipe import DEFAULT_HEADS  # the recipe imports this module's neighbours
+    from workbench.modules.finetune_settings import DEFAULT_HEADS
 
     return DEFAULT_HEADS[task_kind]

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import ResourceError
 from workbench.files import atomic_write
 
 # The files of a run folder (README: "The run folder").
@@ -29,7 +30,7 @@ COMPUTE_FILE = "compute.json"
 HISTORY_FILE = "history.json"
 
 
-class OutputError(ValueError):
+class OutputError(ResourceError):
     """A run-folder file is missing or unreadable."""
 
 

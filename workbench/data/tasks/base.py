@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from workbench.data.corpora import CorpusUnavailableError
+from workbench.errors import RequestError
 
 TASK_KINDS = ("sequence_classification", "token_classification", "regression", "causal_lm")
 SPLITS = ("train", "validation", "test")
@@ -49,7 +50,7 @@ FEATURES = {
 }
 
 
-class TaskError(ValueError):
+class TaskError(RequestError):
     """A task was asked for with a bad name or options, or its data does not fit its kind."""
 
 
