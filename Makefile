@@ -8,6 +8,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPEC   ?= experiments/pretrain.yaml
+# make lab: the address to bind (LAB_IP=0.0.0.0 to serve other machines), its port, and its token
+# (LAB_TOKEN; a fresh random one when empty).
+LAB_IP    ?= 127.0.0.1
+LAB_PORT  ?= 8888
+LAB_TOKEN ?=
+# Notebook metadata that changes with the machine or the JupyterLab that saved it (language_info.name stays).
+NBSTRIPOUT_EXTRA_KEYS := metadata.language_info.version metadata.language_info.codemirror_mode \
+  metadata.language_info.file_extension metadata.language_info.mimetype metadata.language_info.nbconvert_exporter \
+  metadata.language_info.pygments_lexer metadata.papermill cell.metadata.papermill cell.metadata.trusted
 
 .PHONY: install demo test test-unit test-notebooks bench lab runs clean
 
@@ -19,6 +28,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,minilm]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"
+	@# Notebook outputs and volatile metadata never reach git: nbstripout as the clean filter named in
+	@# .gitattributes (cell ids kept; outputs kept for cells tagged keep_output, the nbval-checked ones).
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  $(BIN)/python -m nbstripout --install --attributes .gitattributes && \
+	  git config filter.nbstripout.clean '"$(abspath $(BIN))/python" -m nbstripout --keep-id' && \
+	  git config diff.ipynb.textconv '"$(abspath $(BIN))/python" -m nbstripout --keep-id -t' && \
+	  git config filter.nbstripout.extrakeys '$(NBSTRIPOUT_EXTRA_KEYS)'; \
+	fi
 	touch $(STAMP)
 
 demo: install
@@ -36,8 +53,15 @@ test-notebooks: install
 bench: install
 	$(BIN)/python -m benchmarks
 
+# As root (containers, cloud VMs) JupyterLab refuses to start without --allow-root; the URL it prints first
+# carries the token, for a browser on this machine or through an SSH tunnel.
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	@token="$(LAB_TOKEN)"; [ -n "$$token" ] || token=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))'); \
+	root=""; [ "$$(id -u)" -ne 0 ] || root="--allow-root"; \
+	host="$(LAB_IP)"; case "$$host" in 0.0.0.0|"::") host=127.0.0.1;; esac; \
+	echo "JupyterLab: http://$$host:$(LAB_PORT)/lab?token=$$token"; \
+	exec $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) \
+	  --ServerApp.port_retries=0 --IdentityProvider.token=$$token --ServerApp.open_browser=False $$root
 
 runs: install
 	$(BIN)/workbench runs
