@@ -1,5 +1,8 @@
 """Head views on a module in memory: the rows, cells, tokens and projections drawn are the model's own outputs."""
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,8 @@ from workbench.data.text_encoders import WorkbenchTextEncoder
 from workbench.heads import build_head
 from workbench.models.backbone import DecoderBackbone
 from workbench.modules.finetune import FinetuneModule
-from workbench.probe.embeddings import EmbeddingWidget, embedding_figure, pca_projection, pooled_hidden_states
+from workbench.probe.embeddings import (EmbeddingWidget, class_marker, embedding_figure, pca_projection,
+                                        pooled_hidden_states)
 from workbench.probe.head_views import (ConfusionExplorer, ExampleBrowser, TokenHeadBrowser, confusion_from_rows,
                                         examples_in_cell, prediction_rows, token_head_html, token_predictions)
 
@@ -124,3 +128,48 @@ def test_embedding_widget_projects_pooled_states_and_redraws_on_pooling(tiny_mod
     expected = pca_projection(vectors)["coords"]
     assert list(widget.figure.data[0].x) != before
     assert np.allclose(widget.figure.data[0].x, expected[[0, 3, 6], 0])
+
+
+def cie_lab(colour: str) -> tuple[float, float, float]:
+    """sRGB hex -> CIE L*a*b* (D65), where a distance of ~2 is just noticeable and ~20 plainly different."""
+    rgb = [int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    xyz = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047, 0.2126 * r + 0.7152 * g + 0.0722 * b, (
+        0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+    fx, fy, fz = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz]
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def test_fourteen_classes_get_fourteen_plainly_different_colours():
+    names = [f"package{k}" for k in range(14)]  # docstring-topic has 14
+    labels = list(range(14)) * 2
+    projection = pca_projection(np.random.default_rng(0).normal(size=(28, 4)))
+    figure = embedding_figure(projection, [f"t{i}" for i in range(28)], labels, names)
+    colours = [trace.marker.color for trace in figure.data]
+    assert len(colours) == 14 == len(set(colours))
+    closest = min(math.dist(cie_lab(a), cie_lab(b)) for a, b in itertools.combinations(colours, 2))
+    assert closest > 20  # the old palette had two lavenders 7.6 apart among its first 14
+    many = [class_marker(k) for k in range(60)]
+    assert len({(m["color"], m["symbol"]) for m in many}) == 60  # past 24 classes the shape changes
+
+
+def labelled_controls(widget) -> list:
+    """Every control under `widget` that shows a description label beside it."""
+    stack, found = [widget], []
+    while stack:
+        current = stack.pop()
+        stack.extend(getattr(current, "children", ()))
+        if getattr(current, "description", ""):
+            found.append(current)
+    return found
+
+
+def test_head_view_labels_are_shown_at_full_width(tiny_model):
+    module, encoder = module_for(tiny_model, "sequence_classification")
+    rows = prediction_rows(module, encoder, TEXTS, TRUTH, LABELS)
+    token_module, _ = module_for(tiny_model, "token_classification")
+    views = [ExampleBrowser(rows, LABELS), TokenHeadBrowser(token_module, encoder, TEXTS[:2], LABELS),
+             EmbeddingWidget(module.backbone, encoder, TEXTS, TRUTH, LABELS)]
+    controls = [c for view in views for c in labelled_controls(view)]
+    assert {"show", "example", "text", "pooling"} <= {c.description for c in controls}
+    assert all(c.style.description_width == "initial" for c in controls)

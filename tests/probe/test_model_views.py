@@ -122,3 +122,39 @@ def test_playground_controls_resample_and_the_token_slider_charts_alternatives(t
     greedy = widget.output.value
     widget.seed.value = 8
     assert widget.output.value == greedy
+
+
+def labelled_controls(widget) -> list:
+    """Every control under `widget` that shows a description label beside it."""
+    stack, found = [widget], []
+    while stack:
+        current = stack.pop()
+        stack.extend(getattr(current, "children", ()))
+        if getattr(current, "description", ""):
+            found.append(current)
+    return found
+
+
+def test_typing_a_prompt_generates_once_not_once_per_keystroke(tiny_model):
+    model, tokenizer = tiny_model
+    widget = GenerationPlayground(model, tokenizer, prompt="def ", max_new_tokens=5)
+    assert widget.generations == 1
+    # The browser reports the prompt when the box loses focus (or a slider when let go), not per keystroke:
+    # typing "def add(" then leaving the box is one change of value, as the frontend sends it.
+    controls = [widget.prompt, widget.temperature, widget.top_k, widget.top_p, widget.max_new_tokens, widget.seed]
+    assert all(control.continuous_update is False for control in controls)
+    widget.prompt.set_state({"value": "def add("})
+    assert widget.generations == 2 and widget.sample["prompt"] == "def add("
+    widget.prompt.value = "def add("  # the same text again: nothing to do
+    widget.seed.value = 4
+    assert widget.generations == 3
+
+
+def test_widget_labels_are_shown_at_full_width(tiny_model):
+    model, tokenizer = tiny_model
+    views = [GenerationPlayground(model, tokenizer, max_new_tokens=3), LogitLensWidget(model, tokenizer),
+             AttentionWidget(model, tokenizer, prompt="abc")]
+    controls = [control for view in views for control in labelled_controls(view)]
+    assert {"temperature", "top-k (0=off)", "new tokens", "layer", "head"} <= {c.description for c in controls}
+    cut = [c.description for c in controls if c.style.description_width != "initial"]
+    assert cut == []  # the default width cuts "temperature" to "temperat…"

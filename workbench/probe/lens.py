@@ -13,6 +13,8 @@ import torch
 
 from workbench.probe.tokens import prompt_ids, token_label
 
+LABELS = {"description_width": "initial"}  # widget labels at their full width, never cut short
+
 
 @torch.no_grad()
 def next_token_distribution(model, tokenizer, prompt: str, *, k: int = 10) -> dict:
@@ -84,7 +86,7 @@ class LogitLensWidget(widgets.VBox):
 
     def __init__(self, model, tokenizer, prompt: str = "def ") -> None:
         self.model, self.tokenizer = model, tokenizer
-        self.prompt = widgets.Text(value=prompt, description="prompt", continuous_update=False,
+        self.prompt = widgets.Text(value=prompt, description="prompt", continuous_update=False, style=LABELS,
                                    layout=widgets.Layout(width="60%"))
         self.message = widgets.HTML()
         self.next_token = go.FigureWidget(next_token_figure(next_token_distribution(model, tokenizer, prompt)))

@@ -7,22 +7,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from workbench.probe.compare import overlay_curves
+from workbench.probe.compare import overlay_curves, run_histories, run_task_kinds
 from workbench.probe.curves import X_AXES
-from workbench.runs.outputs import read_json
-from workbench.runs.registry import list_runs
-
-
-def run_histories(runs_dir: str | Path) -> dict[str, list[dict]]:
-    """run id -> its history.json rows, for every run in the registry that has curves."""
-    histories = {}
-    for record in list_runs(runs_dir):
-        path = Path(record.run_dir) / "history.json"
-        if path.is_file():
-            rows = read_json(path)
-            if rows:
-                histories[record.run_id] = rows
-    return histories
 
 
 def logged_metrics(histories: dict[str, list[dict]]) -> list[str]:
@@ -32,23 +18,30 @@ def logged_metrics(histories: dict[str, list[dict]]) -> list[str]:
     return sorted(names, key=lambda name: (not name.endswith("loss"), name))
 
 
-class RunPicker(widgets.VBox):
-    """A multi-select of runs, a metric, a smoothing slider and an x-axis choice over the overlaid curves."""
+LABELS = {"description_width": "initial"}  # labels at their full width, not cut to "temperat…"
 
-    def __init__(self, histories: dict[str, list[dict]], *, selected: list[str] | None = None) -> None:
+
+class RunPicker(widgets.VBox):
+    """A multi-select of runs, a metric, a smoothing slider and an x-axis choice over the overlaid curves.
+
+    `kinds` (run -> task kind, None for pretraining) keeps losses of different units in separate panels."""
+
+    def __init__(self, histories: dict[str, list[dict]], *, selected: list[str] | None = None,
+                 kinds: dict[str, str | None] | None = None) -> None:
         if not histories:
             raise ValueError("no runs with curves to pick from (is the registry empty?)")
         self.histories = histories
+        self.kinds = kinds
         names = list(histories)
         metrics = logged_metrics(histories)
         self.runs = widgets.SelectMultiple(options=names, value=tuple(selected or names[-3:]), description="runs",
-                                           rows=min(8, len(names)), layout=widgets.Layout(width="45%"))
+                                           rows=min(8, len(names)), layout=widgets.Layout(width="45%"), style=LABELS)
         self.metric = widgets.Dropdown(options=metrics, value="train_loss" if "train_loss" in metrics else metrics[0],
-                                       description="metric")
+                                       description="metric", style=LABELS)
         self.smoothing = widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01, description="smoothing",
-                                             continuous_update=False)
+                                             continuous_update=False, style=LABELS)
         self.x = widgets.ToggleButtons(options=[("steps", "step"), ("tokens", "tokens"), ("wall time", "time_s")],
-                                       value="step", description="x axis")
+                                       value="step", description="x axis", style=LABELS)
         self.figure = go.FigureWidget(self.current_figure())
         for control in (self.runs, self.metric, self.smoothing, self.x):
             control.observe(self._redraw, names="value")
@@ -56,17 +49,17 @@ class RunPicker(widgets.VBox):
 
     @classmethod
     def from_registry(cls, runs_dir: str | Path, **options) -> "RunPicker":
+        options.setdefault("kinds", run_task_kinds(runs_dir))
         return cls(run_histories(runs_dir), **options)
 
     def current_figure(self) -> go.Figure:
         chosen = {name: self.histories[name] for name in self.runs.value}
-        return overlay_curves(chosen, metric=self.metric.value, x=self.x.value, smoothing=self.smoothing.value)
+        return overlay_curves(chosen, metric=self.metric.value, x=self.x.value, smoothing=self.smoothing.value,
+                              kinds=self.kinds)
 
     def _redraw(self, change=None) -> None:
-        new = self.current_figure()
+        new = self.current_figure()  # the panels may change with the runs chosen: the whole layout is replaced
         with self.figure.batch_update():
             self.figure.data = []
+            self.figure.layout = new.layout
             self.figure.add_traces(list(new.data))
-            self.figure.layout.title.text = new.layout.title.text
-            self.figure.layout.xaxis.title.text = new.layout.xaxis.title.text
-            self.figure.layout.yaxis.title.text = new.layout.yaxis.title.text

@@ -80,12 +80,18 @@ def token_label_text(text: str) -> str:
 
 
 class GenerationPlayground(widgets.VBox):
-    """Prompt and sampling controls; the coloured output; a token slider choosing whose alternatives to chart."""
+    """Prompt and sampling controls; the coloured output; a token slider choosing whose alternatives to chart.
+
+    Every control reports its value when let go of (the prompt when it loses focus), not on every keystroke
+    or slider tick, so typing a prompt generates once, not once per character. `generations` counts them."""
 
     def __init__(self, model, tokenizer, prompt: str = "def ", max_new_tokens: int = 40) -> None:
         self.model, self.tokenizer = model, tokenizer
-        style = dict(continuous_update=False)
-        self.prompt = widgets.Textarea(value=prompt, description="prompt", layout=widgets.Layout(width="60%"))
+        self.generations = 0
+        # Labels at their full width (the default cuts "temperature" to "temperat…").
+        style = dict(continuous_update=False, style={"description_width": "initial"})
+        self.prompt = widgets.Textarea(value=prompt, description="prompt", placeholder="a prompt; leave the box to generate",
+                                       layout=widgets.Layout(width="60%"), **style)
         self.temperature = widgets.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05, description="temperature", **style)
         self.top_k = widgets.IntSlider(value=0, min=0, max=200, description="top-k (0=off)", **style)
         self.top_p = widgets.FloatSlider(value=0.95, min=0.05, max=1.0, step=0.05, description="top-p", **style)
@@ -105,6 +111,7 @@ class GenerationPlayground(widgets.VBox):
         self.regenerate()
 
     def regenerate(self, change=None) -> None:
+        self.generations += 1
         try:
             self.sample = sample_with_probabilities(
                 self.model, self.tokenizer, self.prompt.value, max_new_tokens=self.max_new_tokens.value,
