@@ -135,6 +135,22 @@ def test_run_histories_labels_runs_by_what_varies(tmp_path):
     assert [t.name for t in figure.data] == list(runs) and list(figure.data[1].y) == [2.0, 1.0]
 
 
+def test_run_histories_of_a_runs_dir_name_runs_apart_when_folder_names_repeat(tmp_path):
+    from workbench.probe.compare import run_histories
+    from workbench.runs.outputs import save_history, write_json
+
+    runs_dir = tmp_path / "runs"
+    for sweep, loss in (("sweep-a", 3.0), ("sweep-b", 2.0)):
+        write_json(runs_dir / sweep / "plan.json", {"runs": []})
+        write_json(runs_dir / sweep / "run-0" / "status.json", {"status": "completed",
+                                                                 "started": f"2025-01-0{int(loss)}T10:00:00+00:00"})
+        save_history(runs_dir / sweep / "run-0", history([loss]))
+    write_json(runs_dir / "lone" / "status.json", {"status": "failed"})
+    save_history(runs_dir / "lone", [])  # an empty history: no curve to draw
+    assert list(run_histories(runs_dir)) == ["sweep-b/run-0", "sweep-a/run-0"]  # oldest first
+    assert run_histories(tmp_path / "no-runs-yet") == {}
+
+
 @pytest.mark.slow
 def test_compare_notebook_on_a_runs_dir_narrowed_to_a_spec(tmp_path):
     """The notebook's other entry (runs_dir + spec), on fabricated run folders: no training, one kernel."""

@@ -20,6 +20,7 @@ def fake_run(root, name, status="completed", **values):
 def sweep(tmp_path):
     pretrained = tmp_path / "pretrain"
     (pretrained / "checkpoint").mkdir(parents=True)
+    (pretrained / "checkpoint" / "model.safetensors").write_bytes(b"")  # a pretraining run folder's weights
     folders = []
     for i, (base, fraction, seed, f1) in enumerate([
         (str(pretrained), 0.1, 0, 0.5), (str(pretrained), 0.1, 1, 0.7), (str(pretrained), 1.0, 0, 0.9),

@@ -332,6 +332,28 @@ def describe_corpus(corpus: datasets.DatasetDict) -> dict:
     return summary
 
 
+def corpus_phrase(name: str, *, max_files: int | None = None, hf_name: str | None = None,
+                  paths: list[str] | str | None = None, python_version: str | None = None) -> str:
+    """How a model card names a corpus: "the Python 3.11.7 standard library's source (120 of its files)"."""
+    if name == "stdlib":
+        python = f"Python {python_version}" if python_version else "Python"
+        return f"the {python} standard library's source" + (f" ({max_files} of its files)" if max_files else "")
+    if name == "hf":
+        return f"the Hugging Face dataset `{hf_name}`"
+    if name == "text":
+        return f"local text files ({', '.join(map(str, paths)) if isinstance(paths, list) else paths})"
+    return f"the corpus `{name}`"
+
+
+def corpus_limitation(name: str, phrase: str, *, tokenizer_kind: str | None = None) -> str:
+    """What a model that has read only this corpus cannot know, for its card's known limitations."""
+    if name == "stdlib":
+        return ("It has read only Python standard-library source (Python code, English comments and docstrings): "
+                "it knows nothing of other languages, third-party libraries or later Python versions"
+                + (", and its tokenizer was fitted to that text." if tokenizer_kind == "bpe" else "."))
+    return f"It has read only {phrase}: outside that text its predictions mean little."
+
+
 def _split_order(corpus: datasets.DatasetDict) -> list[str]:
     named = [s for s in ("train", "validation") if s in corpus]
     return named + sorted(s for s in corpus if s not in named)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Iterable
 
 import plotly.graph_objects as go
-import yaml
 
-from workbench.runs.outputs import read_json
+from workbench.runs.run_folder import RunFolder
 
 
 def base_label(base: str) -> str:
@@ -25,19 +24,18 @@ def base_label(base: str) -> str:
         return "scratch"
     if base in ("minilm", "scratch"):
         return base
-    return "pretrained" if (Path(base) / "checkpoint").is_dir() or (Path(base) / "config.json").is_file() else Path(base).name
+    folder = RunFolder(base)
+    return "pretrained" if folder.has_checkpoint or folder.is_checkpoint else Path(base).name
 
 
 def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
     """One row per completed run: its parameters and its metrics (failed runs are left out)."""
     rows = []
-    for run_dir in map(Path, run_dirs):
-        status = read_json(run_dir / "status.json")
-        if status.get("status") != "completed" or not (run_dir / "metrics.json").is_file():
+    for run in map(RunFolder, run_dirs):
+        if run.status != "completed" or run.metrics is None:
             continue
-        params = yaml.safe_load((run_dir / "params.yaml").read_text())
-        metrics = {k: v for k, v in read_json(run_dir / "metrics.json").items() if isinstance(v, (int, float))}
-        rows.append({"run": run_dir.name, **params, **metrics})
+        metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+        rows.append({"run": run.path.name, **(run.params or {}), **metrics})
     return rows
 
 

@@ -16,9 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.runs.outputs import DATA_FILE, read_json, write_json
+from workbench.runs.outputs import DATA_FILE, ENVIRONMENT_FILE, read_json, write_json
 
-ENVIRONMENT_FILE = "environment.json"
 RECORDED_PACKAGES = (
     "torch", "lightning", "datasets", "tokenizers", "safetensors", "numpy",
     "papermill", "nbformat", "ipykernel", "plotly", "ipywidgets", "workbench",

@@ -8,8 +8,6 @@ attempt's executed notebook beside the new one.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import warnings
@@ -19,13 +17,14 @@ from typing import Any
 
 import yaml
 
-from workbench.files import atomic_write
 from workbench.runs.environment import now_iso, write_environment
 from workbench.runs.lock import hold_run_lock
 from workbench.runs.model_card import write_model_card
-from workbench.runs.outputs import METRICS_FILE, NOTEBOOK_FILE, PARAMS_FILE, SPEC_FILE, STATUS_FILE, read_json, write_json
+from workbench.runs.outputs import ATTEMPT_NOTEBOOK_PATTERN, NOTEBOOK_FILE, SPEC_FILE, STATUS_FILE, write_json
 from workbench.runs.parameters import RESERVED, papermill_inference_quiet, validate_parameters
 from workbench.runs.plan import PlannedRun
+from workbench.runs.run_folder import RunFolder
+from workbench.runs.run_records import running_status, write_end, write_start
 from workbench.runs.spec import Spec
 
 stopping = threading.Event()  # set while Ctrl-C is interrupting a sweep's kernels (pipeline.py)
@@ -83,22 +82,22 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
         error = f"{e.ename}: {e.evalue}"
         # A kernel we interrupted (Ctrl-C) raises KeyboardInterrupt, or SystemExit from Lightning's handler.
         outcome = "interrupted" if e.ename == "KeyboardInterrupt" or stopping.is_set() else "failed"
-        _finish(run_dir, status, clock, outcome, error, failed_cell=e.exec_count)
+        write_end(run_dir, status, clock, outcome, error, failed_cell=e.exec_count)
         return RunResult(status["run_id"], run_dir, outcome, None, error, failed_cell=e.exec_count)
     except KeyboardInterrupt as e:
-        _finish(run_dir, status, clock, "interrupted", "interrupted (KeyboardInterrupt)")
+        write_end(run_dir, status, clock, "interrupted", "interrupted (KeyboardInterrupt)")
         e.add_note(f"run folder (kept): {run_dir}")
         e.add_note(f"continue it with: workbench run {run_dir / SPEC_FILE} --resume {run_dir}")
         raise
     except Exception as e:
         if stopping.is_set():  # a kernel interrupted while it started, e.g.: the run was stopped, not broken
             error = f"interrupted ({type(e).__name__}: {e})"
-            _finish(run_dir, status, clock, "interrupted", error)
+            write_end(run_dir, status, clock, "interrupted", error)
             return RunResult(status["run_id"], run_dir, "interrupted", None, error)
-        _finish(run_dir, status, clock, "failed", f"{type(e).__name__}: {e}")
+        write_end(run_dir, status, clock, "failed", f"{type(e).__name__}: {e}")
         e.add_note(f"run folder (kept): {run_dir}")
         raise
-    _finish(run_dir, status, clock, "completed", None)
+    write_end(run_dir, status, clock, "completed", None)
     try:
         write_model_card(run_dir)  # training runs only; from the files above, so written last
     except Exception as error:  # noqa: BLE001 - a card that cannot be written must not fail a finished run
@@ -107,22 +106,8 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
 
 
 def _running_status(run_dir: Path, spec: Spec, run: PlannedRun) -> dict[str, Any]:
-    return {
-        "run_id": run_dir.name,
-        "spec": spec.name,
-        "stage": run.stage,
-        "varied": run.varied,
-        "spec_path": str(spec.path),
-        "notebook": str(run.notebook),
-        "status": "running",
-        "pid": os.getpid(),  # of the `workbench run` process; .lock tells whether it still runs
-        "host": socket.gethostname(),
-        "started": now_iso(),
-        "finished": None,
-        "wall_time_s": None,
-        "error": None,
-        "failed_cell": None,
-    }
+    return running_status(run_dir.name, spec=spec.name, stage=run.stage, varied=run.varied, spec_path=str(spec.path),
+                          notebook=str(run.notebook))
 
 
 def _start(run_dir: Path, spec: Spec, run: PlannedRun, resolved: dict[str, Any], status: dict[str, Any]) -> None:
@@ -134,24 +119,8 @@ def _start(run_dir: Path, spec: Spec, run: PlannedRun, resolved: dict[str, Any],
     """
     outside = not run_dir.resolve().is_relative_to(spec.project_root)  # --runs-dir elsewhere: full paths
     text = spec.to_yaml(absolute=outside) if spec.single_run else single_run_spec(spec, run, absolute=outside)
-    with atomic_write(run_dir / SPEC_FILE) as temporary:
-        temporary.write_text(text, encoding="utf-8")
-    (run_dir / PARAMS_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
-    write_json(run_dir / STATUS_FILE, status)
-    write_environment(run_dir, spec.project_root, resolved)
+    write_start(run_dir, spec_text=text, params=resolved, status=status, project_root=spec.project_root)
 
-
-def _finish(
-    run_dir: Path, status: dict, clock: float, outcome: str, error: str | None, failed_cell: int | None = None
-) -> None:
-    status.update(
-        status=outcome,
-        finished=now_iso(),
-        wall_time_s=round(time.monotonic() - clock, 3),
-        error=error,
-        failed_cell=failed_cell,
-    )
-    write_json(run_dir / STATUS_FILE, status)
 
 
 def single_run_spec(spec: Spec, run: PlannedRun, absolute: bool = False) -> str:
@@ -167,10 +136,10 @@ def single_run_spec(spec: Spec, run: PlannedRun, absolute: bool = False) -> str:
 
 def _keep_earlier_attempt(run_dir: Path) -> int:
     """Number this attempt; an earlier attempt's executed notebook is kept as notebook.attempt-<n>.ipynb."""
-    earlier = sorted(run_dir.glob("notebook.attempt-*.ipynb"))
+    earlier = sorted(run_dir.glob(ATTEMPT_NOTEBOOK_PATTERN.format("*")))
     attempt = len(earlier) + 1
     if (run_dir / NOTEBOOK_FILE).exists():
-        (run_dir / NOTEBOOK_FILE).rename(run_dir / f"notebook.attempt-{attempt}.ipynb")
+        (run_dir / NOTEBOOK_FILE).rename(run_dir / ATTEMPT_NOTEBOOK_PATTERN.format(attempt))
         attempt += 1
     return attempt
 
@@ -189,5 +158,4 @@ def skip(run: PlannedRun, spec: Spec, reason: str) -> RunResult:
 
 
 def _read_metrics(run_dir: Path) -> dict | None:
-    path = run_dir / METRICS_FILE
-    return read_json(path) if path.exists() else None
+    return RunFolder(run_dir).metrics

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workbench.config import ConfigError
-
-LOCK_FILE = ".lock"
+from workbench.runs.outputs import LOCK_FILE
 
 
 class RunBusyError(ConfigError):
@@ -27,18 +26,26 @@ class RunBusyError(ConfigError):
 @contextmanager
 def hold_run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run's lock for the block; RunBusyError at once if another process holds it."""
-    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    fd = take_run_lock(run_dir)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise RunBusyError(f"{run_dir}: another workbench process (pid {owner}) is executing this run") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def take_run_lock(run_dir: Path) -> int:
+    """Lock the run for as long as the returned descriptor stays open (or the process lives): an
+    interactive run holds it for the kernel's life. RunBusyError at once if another process holds it."""
+    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunBusyError(f"{run_dir}: another workbench process (pid {owner}) is executing this run") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def is_executing(run_dir: Path) -> bool:

@@ -18,16 +18,28 @@ from typing import Any
 from workbench.errors import ResourceError
 from workbench.files import atomic_write
 
-# The files of a run folder (README: "The run folder").
+# The files of a run folder (README: "The run folder"). Only this module spells them; RunFolder
+# (run_folder.py) reads them, execute.py and interactive.py write them.
 SPEC_FILE = "spec.yaml"
 PARAMS_FILE = "params.yaml"
 STATUS_FILE = "status.json"
 NOTEBOOK_FILE = "notebook.ipynb"
+ATTEMPT_NOTEBOOK_PATTERN = "notebook.attempt-{}.ipynb"  # an earlier attempt's executed notebook (--resume)
 PLAN_FILE = "plan.json"  # in the folder of a multi-run spec
 METRICS_FILE = "metrics.json"
 DATA_FILE = "data.json"
 COMPUTE_FILE = "compute.json"
 HISTORY_FILE = "history.json"
+DETAILS_FILE = "details.json"  # fine-tuning: {"validation": {...}, "test": {...}}, non-scalar results
+ENVIRONMENT_FILE = "environment.json"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+LIVE_CURVES_FILE = "live-curves.html"
+LOCK_FILE = ".lock"
+TRAINING_STATE_DIR = "training-state"  # pretraining's resumable state
+CHECKPOINT_DIR = "checkpoint"  # pretraining's model (modules/checkpoint.py's format)
+FINETUNED_DIR = "finetuned"  # fine-tuning's model (modules/finetuned.py's format)
+WEIGHTS_FILE = "model.safetensors"  # in either model folder
+MODEL_CONFIG_FILE = "config.json"  # in checkpoint/: architecture name and its config
 
 
 class OutputError(ResourceError):

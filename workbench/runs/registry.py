@@ -10,19 +10,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import yaml
-
 from workbench.config import ConfigError
-from workbench.runs.lock import effective_status
-from workbench.runs.outputs import COMPUTE_FILE, METRICS_FILE, PARAMS_FILE, PLAN_FILE, STATUS_FILE, OutputError, read_json
-
-# What status.json can say, plus "killed" (running, but no process holds the run's lock) and
-# "unknown" (no readable status.json).
-STATUSES = ("running", "completed", "failed", "interrupted", "skipped", "killed", "unknown")
+from workbench.runs.run_folder import STATUSES, RunFolder, Throughput, is_number, runs_in, sweep_runs
 
 # zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text.
 HEADLINE_PREFERENCE = (
@@ -33,7 +25,7 @@ MAX_HEADLINE_METRICS = 4
 
 @dataclass
 class RunRecord:
-    """One run folder as `workbench runs` sees it."""
+    """One run folder as `workbench runs` sees it (read through its RunFolder)."""
 
     run_id: str
     spec: str | None
@@ -46,74 +38,40 @@ class RunRecord:
     params: dict | None = None  # params.yaml: the parameters injected into the notebook
     varied: dict = field(default_factory=dict)  # what this run of a sweep changed (status.json)
     spec_path: str | None = None  # the spec file it was run from
-    compute: dict | None = None  # compute.json: tokens, training time, device
+    compute: dict | None = None  # compute.json: steps, tokens or examples, training time, device
+    kind: str = "other"  # pretraining, fine-tuning or other (run_folder.KINDS)
+    interactive: bool = False  # run from JupyterLab rather than by `workbench run`
+    throughput: Throughput | None = None  # tokens/s (pretraining) or examples/s (fine-tuning)
 
 
 def list_runs(runs_dir: str | Path) -> list[RunRecord]:
-    """Every run folder under `runs_dir`, oldest first; [] if the directory does not exist."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    records = []
-    for folder in _subfolders(runs_dir):
-        if (folder / PLAN_FILE).is_file():  # a sweep or pipeline: one run per subfolder
-            records += [read_run(run, run_id=f"{folder.name}/{run.name}") for run in _subfolders(folder)]
-        else:
-            records.append(read_run(folder))
-    return sorted(records, key=_start_time)
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    """Every run folder under `runs_dir` (a sweep's runs one by one), oldest first; [] if it does not exist."""
+    return [_record(run) for run in runs_in(runs_dir)]
 
 
 def read_run(run_dir: Path, run_id: str | None = None) -> RunRecord:
     """The record for one folder; status "unknown" when status.json is missing or corrupt."""
-    try:
-        status = read_json(run_dir / STATUS_FILE)
-        if not isinstance(status, dict):
-            raise OutputError(f"{run_dir / STATUS_FILE}: expected a JSON object")
-    except OutputError:
-        status = {}
-    metrics, compute = _optional_json(run_dir / METRICS_FILE), _optional_json(run_dir / COMPUTE_FILE)
-    wall = status.get("wall_time_s")
-    recorded = status.get("status") if isinstance(status.get("status"), str) else "unknown"
+    return _record(RunFolder(run_dir, run_id=run_id))
+
+
+def _record(run: RunFolder) -> RunRecord:
     return RunRecord(
-        run_id=run_id or run_dir.name,
-        spec=_text(status.get("spec")),
-        status=effective_status(run_dir, recorded),
-        started=_text(status.get("started")),
-        wall_time_s=float(wall) if _is_number(wall) else None,
-        metrics=metrics,
-        run_dir=run_dir,
-        stage=_text(status.get("stage")),
-        params=_read_params(run_dir / PARAMS_FILE),
-        varied=status.get("varied") if isinstance(status.get("varied"), dict) else {},
-        spec_path=_text(status.get("spec_path")),
-        compute=compute,
+        run_id=run.id,
+        spec=run.spec_name,
+        status=run.status,
+        started=run.started,
+        wall_time_s=run.wall_time_s,
+        metrics=run.metrics,
+        run_dir=run.path,
+        stage=run.stage,
+        params=run.params,
+        varied=run.varied,
+        spec_path=run.spec_path,
+        compute=run.compute,
+        kind=run.kind,
+        interactive=run.interactive,
+        throughput=run.throughput,
     )
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _optional_json(path: Path) -> dict | None:
-    """A JSON object file, or None when it is missing, corrupt or not an object."""
-    try:
-        value = read_json(path) if path.is_file() else None
-    except OutputError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _read_params(path: Path) -> dict | None:
-    """params.yaml (safe_load: a run folder is data, never code), or None when missing or unreadable."""
-    try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 # -- filtering -----------------------------------------------------------------------------------------------
@@ -126,6 +84,7 @@ def filter_runs(
     stage: str | None = None,
     status: str | None = None,
     params: Mapping[str, object] | None = None,
+    interactive: bool | None = None,
 ) -> list[RunRecord]:
     """The records that match every filter given (None: no filter on that field).
 
@@ -133,6 +92,7 @@ def filter_runs(
     value params.yaml must hold; numbers compare by value, so `1e-3` matches `0.001`. A spec, stage,
     parameter or parameter value that no listed run has is a ConfigError naming the ones that exist,
     so a typo is not mistaken for "no such runs". A known status that no run has is simply no match.
+    `interactive` keeps only the runs made in JupyterLab (True) or only those of `workbench run` (False).
     """
     if status is not None and status not in STATUSES:
         raise ConfigError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}")
@@ -152,6 +112,7 @@ def filter_runs(
         if (spec is None or r.spec == spec)
         and (stage is None or r.stage == stage)
         and (status is None or r.status == status)
+        and (interactive is None or r.interactive is interactive)
         and all(_same_value(_param(r.params, k), v) for k, v in (params or {}).items())
     ]
 
@@ -190,7 +151,7 @@ def _same_value(have: object, wanted: object) -> bool:
 
 
 def _as_number(value: object) -> float | None:
-    if _is_number(value):
+    if is_number(value):
         return float(value)
     if isinstance(value, str):
         try:
@@ -208,8 +169,8 @@ def _show(value: object) -> str:
 
 # Columns every runs_table has, before the param.* and metric.* ones.
 TABLE_COLUMNS = (
-    "id", "spec", "stage", "status", "started", "wall_time_s", "train_steps", "train_tokens", "train_time_s",
-    "tokens_per_s", "device", "path",
+    "id", "spec", "stage", "status", "kind", "interactive", "started", "wall_time_s", "train_steps", "train_tokens",
+    "train_time_s", "tokens_per_s", "train_examples_seen", "examples_per_s", "device", "path",
 )
 # Parameters that name where a run wrote, not how it ran: left out of the table.
 UNINFORMATIVE_PARAMS = ("output_dir",)
@@ -220,10 +181,12 @@ def runs_table(runs: Iterable[RunRecord | str | os.PathLike] | str | os.PathLike
 
     `runs` is a list of RunRecords or run folders (a sweep's folder, which holds plan.json, stands
     for all its runs), or a single runs directory or sweep folder. Columns: TABLE_COLUMNS
-    (wall time from status.json; steps, tokens, training time and tokens/s from compute.json),
-    then `param.<name>` for every parameter in params.yaml (nested ones as `param.a.b`; output_dir
-    left out) and `metric.<name>` for every numeric scalar in metrics.json. A value a run lacks is
-    missing (NaN/None), so failed and still-running runs keep their row.
+    (wall time from status.json; steps, training time, tokens and tokens/s, and for fine-tuning the
+    examples seen and examples/s, from compute.json), then `param.<name>` for every parameter in
+    params.yaml (nested ones as `param.a.b`; output_dir left out) and `metric.<name>` for every numeric
+    scalar in metrics.json. A value a run lacks is missing (NaN/None), so failed and still-running
+    runs keep their row. Fine-tuning's `train_tokens` count non-padding tokens; an old fine-tuning
+    run, whose "tokens" were examples, has them under `train_examples_seen` instead.
     """
     import pandas as pd
 
@@ -240,13 +203,14 @@ def varied_parameters(table) -> list[str]:
     """
     varied = []
     for column in (c for c in table.columns if c.startswith("param.")):
-        values = {repr(v) for v in table[column].tolist() if not _is_missing(v)}
+        values = {repr(v) for v in table[column].tolist() if not is_missing(v)}
         if len(values) > 1:
             varied.append(column)
     return varied
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """A table cell a run has no value for (None or NaN)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -255,9 +219,7 @@ def _records(runs) -> list[RunRecord]:
         folder = Path(runs)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such runs directory")
-        if (folder / PLAN_FILE).is_file():
-            return _sweep_runs(folder)
-        return list_runs(folder)
+        return [_record(run) for run in (sweep_runs(folder) if RunFolder(folder).is_sweep else runs_in(folder))]
     records = []
     for item in runs:
         if isinstance(item, RunRecord):
@@ -266,40 +228,36 @@ def _records(runs) -> list[RunRecord]:
         folder = Path(item)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such run folder")
-        records += _sweep_runs(folder) if (folder / PLAN_FILE).is_file() else [read_run(folder)]
+        records += [_record(run) for run in (sweep_runs(folder) if RunFolder(folder).is_sweep else [RunFolder(folder)])]
     return records
 
 
-def _sweep_runs(folder: Path) -> list[RunRecord]:
-    runs = [read_run(run, run_id=f"{folder.name}/{run.name}") for run in _subfolders(folder)]
-    return sorted(runs, key=_start_time)
+_COMPUTE_COLUMNS = ("train_steps", "train_tokens", "train_time_s", "tokens_per_s", "train_examples_seen",
+                    "examples_per_s")
 
 
 def _table_row(record: RunRecord) -> dict:
     compute = record.compute or {}
-    tokens, seconds = compute.get("train_tokens"), compute.get("train_time_s")
-    tokens_per_s = compute.get("tokens_per_s")
-    if not _is_number(tokens_per_s) and _is_number(tokens) and _is_number(seconds) and seconds > 0:
-        tokens_per_s = tokens / seconds
     row = {
         "id": record.run_id,
         "spec": record.spec,
         "stage": record.stage,
         "status": record.status,
+        "kind": record.kind,
+        "interactive": record.interactive,
         "started": record.started,
         "wall_time_s": record.wall_time_s,
-        "train_steps": compute.get("train_steps") if _is_number(compute.get("train_steps")) else None,
-        "train_tokens": tokens if _is_number(tokens) else None,
-        "train_time_s": seconds if _is_number(seconds) else None,
-        "tokens_per_s": tokens_per_s if _is_number(tokens_per_s) else None,
+        **{name: compute[name] if is_number(compute.get(name)) else None for name in _COMPUTE_COLUMNS},
         "device": compute.get("device") if isinstance(compute.get("device"), str) else None,
         "path": str(record.run_dir),
     }
+    if record.throughput is not None:  # a rate computed from the counts when compute.json lacks it
+        row[f"{record.throughput.unit}_per_s"] = record.throughput.per_second
     for name, value in _flatten(record.params or {}).items():
         if name not in UNINFORMATIVE_PARAMS:
             row[f"param.{name}"] = value
     for name, value in (record.metrics or {}).items():
-        if _is_number(value):
+        if is_number(value):
             row[f"metric.{name}"] = value
     return row
 
@@ -324,27 +282,32 @@ def _ordered_union(keys: Iterable[str]) -> list[str]:
 
 def headline_metrics(metrics: dict | None) -> dict[str, float]:
     """The top-level numeric scalars of metrics.json, preferred keys first, at most four."""
-    numeric = {k: v for k, v in (metrics or {}).items() if _is_number(v)}
+    numeric = {k: v for k, v in (metrics or {}).items() if is_number(v)}
     preferred = [k for k in HEADLINE_PREFERENCE if k in numeric]
     ordered = preferred + sorted(k for k in numeric if k not in HEADLINE_PREFERENCE)
     return {k: numeric[k] for k in ordered[:MAX_HEADLINE_METRICS]}
 
 
 def format_runs_table(records: list[RunRecord]) -> str:
-    """A plain aligned text table: run id, spec, (stage,) status, wall time, headline metrics.
+    """A plain aligned text table: run id, spec, (stage,) status, wall time, (throughput,) headline metrics.
 
-    The stage column appears when some run belongs to a multi-stage spec (its stage is not its spec's name).
+    The stage column appears when some run belongs to a multi-stage spec (its stage is not its spec's name),
+    the throughput column (tokens/s or examples/s, labelled) when some run recorded it. A run made in
+    JupyterLab shows "interactive" for its spec.
     """
     columns = _metric_columns(records)
     staged = any(r.stage is not None and r.stage != r.spec for r in records)
-    header = ["run", "spec", *(["stage"] if staged else []), "status", "wall time", *columns]
+    timed = any(r.throughput is not None for r in records)
+    header = ["run", "spec", *(["stage"] if staged else []), "status", "wall time", *(["throughput"] if timed else []),
+              *columns]
     rows = [
-        [r.run_id, r.spec or "-", *([r.stage or "-"] if staged else []), r.status, format_seconds(r.wall_time_s)]
-        + [format_number(r.metrics[c]) if r.metrics and _is_number(r.metrics.get(c)) else "-" for c in columns]
+        [r.run_id, r.spec or ("interactive" if r.interactive else "-"), *([r.stage or "-"] if staged else []),
+         r.status, format_seconds(r.wall_time_s), *([str(r.throughput or "-")] if timed else [])]
+        + [format_number(r.metrics[c]) if r.metrics and is_number(r.metrics.get(c)) else "-" for c in columns]
         for r in records
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
 
 
@@ -366,18 +329,6 @@ def _metric_columns(records: list[RunRecord]) -> list[str]:
     union = {}
     for record in records:
         for key, value in (record.metrics or {}).items():
-            if _is_number(value):
+            if is_number(value):
                 union.setdefault(key, value)
     return list(headline_metrics(union))
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _start_time(record: RunRecord) -> tuple[float, str]:
-    try:
-        when = datetime.fromisoformat(record.started).timestamp()
-    except (TypeError, ValueError):
-        when = record.run_dir.stat().st_mtime
-    return when, record.run_id

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.config import ConfigError
-from workbench.runs.lock import effective_status
-from workbench.runs.outputs import PLAN_FILE, SPEC_FILE, STATUS_FILE, OutputError, read_json
+from workbench.runs.outputs import SPEC_FILE, STATUS_FILE
+from workbench.runs.run_folder import RunFolder, lookup
 from workbench.runs.spec import Spec, load_spec
 
 
@@ -24,12 +24,9 @@ def experiment_folders(runs_dir: Path, spec_name: str) -> list[Path]:
     """The folders `workbench run` made for `spec_name`, oldest first (names start with a timestamp)."""
     found = []
     for folder in sorted(Path(runs_dir).glob(f"*-{spec_name}-*")):
-        record = folder / (PLAN_FILE if (folder / PLAN_FILE).exists() else STATUS_FILE)
-        try:
-            if read_json(record).get("spec") == spec_name:
-                found.append(folder)
-        except OutputError:
-            continue
+        run = RunFolder(folder)
+        if lookup(run.plan if run.is_sweep else run.status_record, "spec") == spec_name:
+            found.append(folder)  # never an interactive run: no spec ran it
     return found
 
 
@@ -57,14 +54,9 @@ def check_same_spec(current: Spec, stored: Spec, folder: Path) -> None:
 
 def run_status(run_dir: Path) -> str:
     """completed / failed / interrupted / skipped / killed / running, or "not started"."""
-    path = run_dir / STATUS_FILE
-    if not path.exists():
+    if not (run_dir / STATUS_FILE).exists():
         return "not started"
-    try:
-        recorded = read_json(path).get("status", "unknown")
-    except OutputError:
-        return "unknown"
-    return effective_status(run_dir, recorded)
+    return RunFolder(run_dir).status
 
 
 def unfinished_note(spec_path: str | Path, runs_dir: str | Path | None = None) -> str | None:
@@ -83,7 +75,7 @@ def unfinished_note(spec_path: str | Path, runs_dir: str | Path | None = None) -
     if not folders:
         return None
     newest = folders[-1]
-    runs = [newest] if (newest / STATUS_FILE).exists() and not (newest / PLAN_FILE).exists() else sorted(
+    runs = [newest] if (newest / STATUS_FILE).exists() and not RunFolder(newest).is_sweep else sorted(
         p for p in newest.iterdir() if p.is_dir()
     )
     states = [run_status(run) for run in runs]

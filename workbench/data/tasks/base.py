@@ -115,6 +115,31 @@ class TaskData:
         return f"TaskData({self.name!r}, {self.kind}, {sizes}{classes})"
 
 
+def split_phrase(record: dict, split: str) -> str | None:
+    """One split of a `TaskData.describe()` record, for a model card: "50 examples from 3 source files"."""
+    sizes, groups = record.get("sizes"), record.get("groups")
+    if not isinstance(sizes, dict) or split not in sizes:
+        return None
+    grouped = f" from {groups[split]:,} source files" if isinstance(groups, dict) and split in groups else ""
+    return f"{sizes[split]:,} examples{grouped}"
+
+
+def baseline_phrase(record: dict, accuracy: float | None = None) -> str | None:
+    """What a classifier's test accuracy must beat, from a `TaskData.describe()` record: chance and the
+    majority class ("4 classes: chance accuracy is 0.250, ..."); None when the record lacks the counts."""
+    labels, counts = record.get("label_names"), record.get("class_counts")
+    test = counts.get("test") if isinstance(counts, dict) else None
+    if not isinstance(labels, list) or not labels or not isinstance(test, dict) or not test:
+        return None
+    total = sum(v for v in test.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not total:
+        return None
+    majority, count = max(test.items(), key=lambda kv: kv[1])
+    line = (f"{len(labels)} classes: chance accuracy is {1 / len(labels):.3f}, always answering the "
+            f"majority class `{majority}` scores {count / total:.3f} on test")
+    return line + (f"; this model scores {accuracy:.3f}." if accuracy is not None else ".")
+
+
 def _stats(values) -> dict[str, float]:
     values = list(values)
     if not values:

@@ -1,0 +1,371 @@
+"""RunFolder: the one reader of a run folder, for the registry, the model card and the comparison views.
+
+Runs die part-way and folders are copied around by hand, so nothing here trusts a file: every accessor
+answers None, which means "not recorded", when its file is missing, unreadable, or not the shape its
+writer gives it (a JSON object, a list of rows). Each file is read at most once per RunFolder, and
+records written by older versions are normalised here, so readers see one scheme:
+
+- details.json: {"validation": {...}, "test": {...}} with unprefixed keys (`confusion_matrix`); the
+  old scheme kept prefixed keys (`test_confusion_matrix`, and `val_*` under "test" too).
+- compute.json of fine-tuning: `train_examples_seen` and `examples_per_s`; before fine-tuning counted
+  them apart, its `train_tokens` and `tokens_per_s` counted examples, so they are renamed, not shown
+  as tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.runs.lock import effective_status
+from workbench.runs.outputs import (
+    CHECKPOINT_DIR,
+    COMPUTE_FILE,
+    DATA_FILE,
+    DETAILS_FILE,
+    ENVIRONMENT_FILE,
+    FINETUNED_DIR,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_CARD_FILE,
+    MODEL_CONFIG_FILE,
+    PARAMS_FILE,
+    PLAN_FILE,
+    SPEC_FILE,
+    STATUS_FILE,
+    WEIGHTS_FILE,
+    OutputError,
+    read_json,
+)
+
+# What status.json can say, plus "killed" (running, but no process holds the run's lock) and
+# "unknown" (no readable status.json).
+STATUSES = ("running", "completed", "failed", "interrupted", "skipped", "killed", "unknown")
+
+# Kinds of run, told apart by what the run recorded.
+PRETRAINING, FINETUNING, OTHER = "pretraining", "fine-tuning", "other"
+KINDS = (PRETRAINING, FINETUNING, OTHER)
+
+DETAIL_SPLITS = {"validation": "val_", "test": "test_"}  # split -> the key prefix of the old scheme
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Training speed in the unit the run's kind is measured in: tokens (pretraining) or examples (fine-tuning)."""
+
+    per_second: float
+    unit: str  # "tokens" or "examples"
+
+    def __str__(self) -> str:
+        return f"{self.per_second:.4g} {self.unit}/s"
+
+
+class RunFolder:
+    """One run folder, read lazily; None from any accessor means "not recorded"."""
+
+    def __init__(self, path: str | os.PathLike, run_id: str | None = None) -> None:
+        self.path = Path(path)
+        self.id = run_id or self.path.name
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- the records, each read once ------------------------------------------------------------------------
+
+    @cached_property
+    def status_record(self) -> dict | None:
+        """status.json as written (see `status` for what it means now)."""
+        return self._json(STATUS_FILE)
+
+    @cached_property
+    def params(self) -> dict | None:
+        """params.yaml: the parameters injected into the notebook (read with safe_load: data, never code)."""
+        return self._yaml(PARAMS_FILE)
+
+    @cached_property
+    def spec(self) -> dict | None:
+        """spec.yaml: the spec that repeats this run alone."""
+        return self._yaml(SPEC_FILE)
+
+    @cached_property
+    def plan(self) -> dict | None:
+        """plan.json of a multi-run spec's folder: the spec's name and its runs."""
+        return self._json(PLAN_FILE)
+
+    @cached_property
+    def metrics(self) -> dict | None:
+        return self._json(METRICS_FILE)
+
+    @cached_property
+    def history(self) -> list[dict] | None:
+        """history.json's rows (non-object rows dropped)."""
+        rows = self._json(HISTORY_FILE, kind=list)
+        return None if rows is None else [row for row in rows if isinstance(row, dict)]
+
+    @cached_property
+    def data(self) -> dict | None:
+        """data.json: what the run trained on (corpus or task and base, tokenizer, settings)."""
+        return self._json(DATA_FILE)
+
+    @cached_property
+    def environment(self) -> dict | None:
+        return self._json(ENVIRONMENT_FILE)
+
+    @cached_property
+    def checkpoint_config(self) -> dict | None:
+        """checkpoint/config.json of a pretraining run: architecture name and its config."""
+        return self._json(Path(CHECKPOINT_DIR) / MODEL_CONFIG_FILE)
+
+    @cached_property
+    def compute(self) -> dict | None:
+        """compute.json, with an old fine-tuning record's example counts under their own names."""
+        record = self._raw_compute
+        if record is None or self.kind != FINETUNING or "train_examples_seen" in record:
+            return record
+        renamed = {k: v for k, v in record.items() if k not in ("train_tokens", "tokens_per_s")}
+        for old, new in (("train_tokens", "train_examples_seen"), ("tokens_per_s", "examples_per_s")):
+            if old in record:
+                renamed[new] = record[old]
+        return renamed
+
+    def details(self, split: str) -> dict | None:
+        """details.json's entries for `split` ("validation" or "test"), keys unprefixed: `confusion_matrix`, ..."""
+        if split not in DETAIL_SPLITS:
+            raise KeyError(f"no details split {split!r}; splits: {', '.join(DETAIL_SPLITS)}")
+        return (self._details or {}).get(split)
+
+    # -- what the records say -------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """One of STATUSES: as recorded, except that a "running" run nobody holds the lock of is "killed"."""
+        recorded = self.recorded_status
+        return effective_status(self.path, recorded) if recorded is not None else "unknown"
+
+    @property
+    def recorded_status(self) -> str | None:
+        """What status.json says, whether or not its process still lives."""
+        return self._status_text("status")
+
+    @property
+    def spec_name(self) -> str | None:
+        return self._status_text("spec")
+
+    @property
+    def stage(self) -> str | None:
+        return self._status_text("stage")
+
+    @property
+    def spec_path(self) -> str | None:
+        """The spec file the run came from."""
+        return self._status_text("spec_path")
+
+    @property
+    def notebook(self) -> str | None:
+        return self._status_text("notebook")
+
+    @property
+    def started(self) -> str | None:
+        return self._status_text("started")
+
+    @property
+    def finished(self) -> str | None:
+        return self._status_text("finished")
+
+    @property
+    def wall_time_s(self) -> float | None:
+        value = lookup(self.status_record, "wall_time_s")
+        return float(value) if is_number(value) else None
+
+    @property
+    def varied(self) -> dict:
+        """What this run of a sweep changed ({} for a single run)."""
+        value = lookup(self.status_record, "varied")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def interactive(self) -> bool:
+        """Run from JupyterLab (runs/interactive.py), not by `workbench run`."""
+        return lookup(self.status_record, "interactive") is True
+
+    @property
+    def started_at(self) -> float:
+        """The start as a timestamp, for sorting (the folder's mtime when not recorded)."""
+        try:
+            return datetime.fromisoformat(self.started or "").timestamp()
+        except ValueError:
+            return self.path.stat().st_mtime
+
+    @cached_property
+    def kind(self) -> str:
+        """PRETRAINING (a corpus), FINETUNING (a task or a base), or OTHER (a summary, a fabricated folder)."""
+        data, compute = self.data or {}, self._raw_compute or {}
+        if "task" in data or "base" in data or "train_examples_seen" in compute or self._details is not None:
+            return FINETUNING
+        if "corpus" in data or lookup(self.metrics, "val_bpb") is not None:
+            return PRETRAINING
+        return OTHER
+
+    @property
+    def task_kind(self) -> str | None:
+        """A fine-tuning run's task kind (sequence_classification, ...; data/tasks/base.py); None otherwise."""
+        kind = lookup(self.data, "task", "kind")
+        return kind if isinstance(kind, str) else None
+
+    def param(self, name: str) -> Any:
+        """A parameter as run: params.yaml, else the settings the recipe recorded in data.json."""
+        value = lookup(self.params, name)
+        return value if value is not None else lookup(self.data, "settings", name)
+
+    @property
+    def git(self) -> dict:
+        """environment.json's git state ({} when not recorded): commit, dirty, branch."""
+        value = lookup(self.environment, "git")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def throughput(self) -> Throughput | None:
+        """Examples per second for fine-tuning, tokens per second otherwise (from the counts when no rate is kept)."""
+        compute = self.compute or {}
+        unit, count, rate = (("examples", "train_examples_seen", "examples_per_s") if self.kind == FINETUNING
+                             else ("tokens", "train_tokens", "tokens_per_s"))
+        value, seconds = compute.get(rate), compute.get("train_time_s")
+        if not is_number(value) and is_number(compute.get(count)) and is_number(seconds) and seconds > 0:
+            value = compute[count] / seconds
+        return Throughput(float(value), unit) if is_number(value) else None
+
+    # -- what the folder holds ------------------------------------------------------------------------------
+
+    @property
+    def is_training_run(self) -> bool:
+        """Pretraining and fine-tuning write compute.json; a summary notebook does not."""
+        return (self.path / COMPUTE_FILE).is_file()
+
+    @property
+    def is_sweep(self) -> bool:
+        """The folder of a multi-run spec (plan.json), holding one run folder each."""
+        return (self.path / PLAN_FILE).is_file()
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINT_DIR / WEIGHTS_FILE).is_file()
+
+    @property
+    def is_checkpoint(self) -> bool:
+        """The path is a model folder itself (a run's checkpoint/ given directly, or a Hugging Face folder)."""
+        return (self.path / MODEL_CONFIG_FILE).is_file()
+
+    @property
+    def has_finetuned(self) -> bool:
+        return (self.path / FINETUNED_DIR / WEIGHTS_FILE).is_file()
+
+    @property
+    def has_spec_file(self) -> bool:
+        return (self.path / SPEC_FILE).is_file()
+
+    @property
+    def has_model_card(self) -> bool:
+        return (self.path / MODEL_CARD_FILE).is_file()
+
+    @property
+    def checkpoint_weights(self) -> Path:
+        return self.path / CHECKPOINT_DIR / WEIGHTS_FILE
+
+    @property
+    def finetuned_weights(self) -> Path:
+        return self.path / FINETUNED_DIR / WEIGHTS_FILE
+
+    @property
+    def model_card_path(self) -> Path:
+        return self.path / MODEL_CARD_FILE
+
+    @property
+    def spec_file(self) -> Path:
+        return self.path / SPEC_FILE
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    @cached_property
+    def _raw_compute(self) -> dict | None:
+        return self._json(COMPUTE_FILE)
+
+    @cached_property
+    def _details(self) -> dict[str, dict] | None:
+        record = self._json(DETAILS_FILE)
+        if record is None:
+            return None
+        prefixes = tuple(DETAIL_SPLITS.values())
+        details = {}
+        for split, prefix in DETAIL_SPLITS.items():
+            entries = record.get(split)
+            if not isinstance(entries, dict):
+                continue
+            if entries and all(str(key).startswith(prefixes) for key in entries):  # the old, prefixed scheme
+                entries = {key.removeprefix(prefix): v for key, v in entries.items() if key.startswith(prefix)}
+            details[split] = entries
+        return details
+
+    def _status_text(self, key: str) -> str | None:
+        value = lookup(self.status_record, key)
+        return value if isinstance(value, str) else None
+
+    def _json(self, name: str | Path, kind: type = dict) -> Any:
+        path = self.path / name
+        try:
+            value = read_json(path) if path.is_file() else None
+        except OutputError:
+            return None
+        return value if isinstance(value, kind) else None
+
+    def _yaml(self, name: str) -> dict | None:
+        try:
+            value = yaml.safe_load((self.path / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        return value if isinstance(value, dict) else None
+
+
+def runs_in(folder: str | os.PathLike) -> list[RunFolder]:
+    """The run folders directly below `folder`, a sweep's folder (plan.json) standing for its runs, oldest first.
+
+    A sweep's runs get ids `<sweep folder>/<run folder>`. [] when `folder` does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    runs: list[RunFolder] = []
+    for sub in _subfolders(folder):
+        runs += sweep_runs(sub) if RunFolder(sub).is_sweep else [RunFolder(sub)]
+    return sorted(runs, key=lambda run: (run.started_at, run.id))
+
+
+def sweep_runs(folder: str | os.PathLike) -> list[RunFolder]:
+    """The runs of one sweep's folder, oldest first, with ids `<sweep folder>/<run folder>`."""
+    folder = Path(folder)
+    runs = [RunFolder(sub, run_id=f"{folder.name}/{sub.name}") for sub in _subfolders(folder)]
+    return sorted(runs, key=lambda run: (run.started_at, run.id))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+
+
+def lookup(record: Any, *keys: str) -> Any:
+    """record[k1][k2]..., or None when any level is missing or not a JSON object."""
+    for key in keys:
+        if not isinstance(record, dict):
+            return None
+        record = record.get(key)
+    return record
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float, not a bool: what a record's numeric field must be to be shown as a number."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
