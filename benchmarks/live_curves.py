@@ -64,7 +64,8 @@ def main() -> None:
     share = live.hook_seconds / with_live
     print(f"training steps without the callback: {without:.2f} s; with it: {with_live:.2f} s "
           f"(wall incl. data and evaluation {wall_without:.1f} s / {wall_with:.1f} s)")
-    print(f"callback: {live.reads} metric reads, {live.redraws} redraws, {live.hook_seconds * 1000:.1f} ms in its hooks")
+    print(f"callback: {live.reads} metric reads, {live.redraws} redraws, "
+          f"{live.hook_seconds * 1000:.1f} ms in its hooks")
     print(f"hook share (time in the callback's hooks / training-step time, same run): {100 * share:.3f}%")
     print(f"wall ratio (training time with / without, back to back): {with_live / without:.4f}")
 

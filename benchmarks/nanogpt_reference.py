@@ -12,7 +12,6 @@ only), warmup then cosine to min_lr, clipping at 1.0, a `.item()` each step
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np

@@ -8,6 +8,7 @@ function, from its own generator, so a loss of 1.88 means the same everywhere.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Callable
 
@@ -71,7 +72,7 @@ class QualityClock:
 
     def step_times(self) -> list[float]:
         """Seconds of each optimizer step (data, forward, backward, update, loop), evaluation excluded."""
-        return [b - a for a, b in zip(self.step_ends, self.step_ends[1:])]
+        return [b - a for a, b in itertools.pairwise(self.step_ends)]
 
     def summary(self) -> dict:
         at = {step: loss for step, _, loss in self.curve}

@@ -36,7 +36,8 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
-def step_figures(step_seconds: list[float], tokens_per_step: int, flops_per_tok: float, peak_gflops: float | None) -> dict:
+def step_figures(step_seconds: list[float], tokens_per_step: int, flops_per_tok: float,
+                 peak_gflops: float | None) -> dict:
     """Median step (robust to a noisy neighbour), tokens/s and MFU from it."""
     median = statistics.median(step_seconds)
     tokens_per_s = tokens_per_step / median
@@ -75,7 +76,8 @@ class _ClockCallback(L.Callback):
                               last=trainer.global_step == trainer.max_steps)
 
 
-def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | None = None, warmup: int = 5, **overrides) -> dict:
+def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | None = None, warmup: int = 5,
+                  **overrides) -> dict:
     """The workbench's `pretrain()` (PretrainModule under the Lightning Trainer), with nanoGPT's evaluator."""
     from workbench.data import PretrainDataModule
     from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule, pretrain
@@ -145,7 +147,8 @@ def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int 
     }
 
 
-def run_nanogpt(corpus_path: str, *, max_steps: int, eval_every: int, peak_gflops: float | None = None, warmup: int = 5) -> dict:
+def run_nanogpt(corpus_path: str, *, max_steps: int, eval_every: int, peak_gflops: float | None = None,
+                warmup: int = 5) -> dict:
     """nanoGPT's model and loop at its CPU recipe (see nanogpt_reference.py)."""
     text = Path(corpus_path).read_text(encoding="utf-8")
     train, val, vocab = ref.prepare_chars(text)

@@ -5,6 +5,8 @@ that each part produced its figures and that the figures are consistent with eac
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +17,11 @@ import torch
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # benchmarks/ is a top-level folder run as `python -m benchmarks`, not installed
 
-from benchmarks import flops, gpu, peak  # noqa: E402
+from benchmarks import flops, gpu, peak, shakespeare  # noqa: E402
 from benchmarks.nanogpt_reference import GPT, GPTConfig  # noqa: E402
 from benchmarks.quality import QualityClock  # noqa: E402
+from workbench.errors import RequestError  # noqa: E402
+
 SHAKESPEARE_LIKE = "".join(
     f"{name}:\nWhat say you, {other}? The {thing} is {mood} tonight.\n\n"
     for name in ("ROMEO", "JULIET", "MERCUTIO", "NURSE")
@@ -33,7 +37,7 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     corpus.write_text(SHAKESPEARE_LIKE * 3)
     out = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--corpus", str(corpus), "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--smoke", "--data", str(corpus), "--out", str(out)],
         cwd=PROJECT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -67,15 +71,68 @@ def test_gpu_part_says_it_skipped_without_a_gpu(monkeypatch):
 
 
 def test_bad_part_name_is_refused_naming_the_valid_ones():
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--parts", "ax"], cwd=PROJECT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--parts", "ax"], cwd=PROJECT, capture_output=True,
+                          text=True)
     assert done.returncode == 2 and "valid parts are a, b, c, d, e, f, g" in done.stderr
 
 
 def test_missing_corpus_is_refused_before_any_work(tmp_path):
     missing = tmp_path / "nope.txt"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--corpus", str(missing)], cwd=PROJECT,
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--data", str(missing)], cwd=PROJECT,
                           capture_output=True, text=True)
-    assert done.returncode == 2 and f"--corpus {missing} is not a file" in done.stderr
+    assert done.returncode == 2 and f"--data {missing} is not a file" in done.stderr
+    assert shakespeare.SOURCE_URL in done.stderr
+
+
+def _project_beside(tmp_path: Path, shared_copy: bool) -> Path:
+    """A project folder, with or without ../shared/data/tinyshakespeare.txt beside it."""
+    project = tmp_path / "clone"
+    project.mkdir()
+    if shared_copy:
+        shakespeare.fallback_path(project).parent.mkdir(parents=True)
+        shakespeare.fallback_path(project).write_text(SHAKESPEARE_LIKE)
+    return project
+
+
+def test_corpus_comes_from_data_then_the_variable_then_the_shared_copy(tmp_path):
+    given, named = tmp_path / "given.txt", tmp_path / "named.txt"
+    given.write_text("a"), named.write_text("b")
+    project = _project_beside(tmp_path, shared_copy=True)
+    environ = {shakespeare.ENV_VAR: str(named)}
+    assert shakespeare.find_corpus(given, project, environ).path == given.resolve()
+    from_variable = shakespeare.find_corpus(None, project, environ)
+    assert from_variable == shakespeare.CorpusChoice(named.resolve(), "$" + shakespeare.ENV_VAR)
+    assert shakespeare.find_corpus(None, project, {}).path == shakespeare.fallback_path(project).resolve()
+
+
+def test_a_variable_naming_no_file_is_an_error_not_a_skip(tmp_path):
+    with pytest.raises(RequestError, match=rf"\${shakespeare.ENV_VAR} .*nope.txt is not a file"):
+        shakespeare.find_corpus(None, _project_beside(tmp_path, shared_copy=True),
+                                {shakespeare.ENV_VAR: str(tmp_path / "nope.txt")})
+
+
+def test_no_corpus_anywhere_says_which_parts_skip_where_to_get_it_and_how_to_pass_it(tmp_path):
+    choice = shakespeare.find_corpus(None, _project_beside(tmp_path, shared_copy=False), {})
+    assert choice.path is None
+    message = choice.skip_message("bd")
+    for needed in ("part(s) b, d", shakespeare.SOURCE_URL, "--data PATH", f"{shakespeare.ENV_VAR}=PATH",
+                   str(shakespeare.fallback_path(tmp_path / "clone"))):
+        assert needed in message
+
+
+@pytest.mark.slow
+def test_a_clone_without_shared_skips_the_shakespeare_parts_and_runs_the_rest(tmp_path):
+    """The benchmarks copied into a project with no ../shared beside it, as in a fresh clone."""
+    project = _project_beside(tmp_path, shared_copy=False)
+    shutil.copytree(PROJECT / "benchmarks", project / "benchmarks", ignore=shutil.ignore_patterns("results"))
+    env = {k: v for k, v in os.environ.items() if k not in (shakespeare.ENV_VAR, "PYTHONPATH")}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--parts", "abe"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipping part(s) b:" in done.stderr and shakespeare.SOURCE_URL in done.stderr
+    rows = {line.split("|")[2].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert "skipped: no tiny Shakespeare" in rows["Lightning vs nanoGPT, MFU"]
+    assert "fp32 matmul peak" in rows and "tokenize stdlib (byte, num_proc 1)" in rows
 
 
 def test_flops_formula_is_6n_plus_attention():
@@ -97,8 +154,13 @@ def test_quality_clock_records_when_the_target_is_first_reached():
 
     val = np.arange(200, dtype=np.uint16) % 7
     clock = QualityClock(val, block_size=8, batch_size=2, eval_iters=2, eval_every=2, target=1.0)
-    uniform = lambda x: torch.zeros(*x.shape, 7)  # loss ln 7 = 1.95
-    peaked = lambda x: torch.nn.functional.one_hot((x + 1) % 7, 7).float() * 50  # the next id: loss ~0
+
+    def uniform(x):
+        return torch.zeros(*x.shape, 7)  # loss ln 7 = 1.95
+
+    def peaked(x):
+        return torch.nn.functional.one_hot((x + 1) % 7, 7).float() * 50  # the next id: loss ~0
+
     clock.start()
     for step, fn in ((1, uniform), (2, uniform), (3, peaked), (4, peaked), (5, uniform), (6, peaked)):
         clock.after_step(step, fn, lambda _: None)

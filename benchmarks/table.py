@@ -1,0 +1,119 @@
+"""The one table `python -m benchmarks` prints and saves: a row per figure, ratios beside them."""
+
+from __future__ import annotations
+
+import statistics
+
+from benchmarks.quality import TARGET_LOSS
+from benchmarks.shakespeare import ENV_VAR
+
+# nanoGPT's own figures for its CPU recipe, from the issue that asked for the benchmark (another machine and day).
+NANOGPT_ISSUE = {"ms_per_step": 112, "tokens_per_s": 6830, "mfu": 0.52, "wall_s": 261, "val_2000": 1.886,
+                 "rss_mb": 375}
+SKIPPABLE = (("b", "Lightning vs nanoGPT, MFU"), ("c", "Lightning overhead (bare loop)"),
+             ("d", f"time to val loss <= {TARGET_LOSS}"))
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+class _Rows(list):
+    def add(self, *row) -> None:
+        self.append(tuple(str(x) for x in row))
+
+
+def _training_rows(r: dict, rows: _Rows) -> None:
+    """Parts b and c: the workbench under Lightning and in a bare loop."""
+    lit_ms, bare_ms = _median(r["lightning"], "ms_per_step"), _median(r["bare"], "ms_per_step")
+    lit = r["lightning"][0]
+    rows.add("b", "parameters (workbench / nanoGPT 0.80M)", f"{lit['parameters'] / 1e6:.3f}M", "")
+    rows.add("b", "median step, Lightning (768 tokens)", f"{lit_ms:.1f} ms",
+             _ratio(NANOGPT_ISSUE["ms_per_step"], lit_ms) + " faster than nanoGPT's 112 ms (issue, other day)")
+    rows.add("b", "tokens/s, Lightning", f"{768 / lit_ms * 1000:,.0f}", "")
+    mfu = lit["flops_per_token"] * 768 / (lit_ms / 1000) / 1e9 / r["peak_fp32"]["gflops"]
+    rows.add("b", "MFU vs measured fp32 peak", f"{mfu:.1%}", "target > 52%")
+    rows.add("b", "peak resident memory", f"{max(x['peak_rss_mb'] for x in r['lightning'])} MB",
+             "nanoGPT (issue): 375 MB")
+    rows.add("c", "median step, bare loop", f"{bare_ms:.1f} ms", "")
+    rows.add("c", "Lightning overhead", f"{lit_ms / bare_ms - 1:+.1%}", "target <= +5%")
+    rows.add("e", "data wait, share of step (bare loop)", f"{_median(r['bare'], 'data_wait_fraction'):.2%}", "")
+
+
+def _quality_rows(r: dict, rows: _Rows) -> None:
+    """Part d: time to quality, the workbench and the nanoGPT reference side by side."""
+    ref, rec, best = r["nanogpt"], r["recipe"], r["best"]
+    rows.add("d", "nanoGPT reference here: median step",
+             f"{ref['ms_per_step']} ms ({ref['parameters'] / 1e6:.2f}M params)", "")
+    rows.add("d", "workbench at the recipe: median step", f"{rec['ms_per_step']} ms",
+             _ratio(ref["ms_per_step"], rec["ms_per_step"]) + " nanoGPT's speed (same run)")
+    rows.add("d", "MFU, workbench / nanoGPT reference", f"{rec.get('mfu', 0):.1%} / {ref.get('mfu', 0):.1%}", "")
+    for name, run in (("nanoGPT reference", ref), ("workbench, recipe", rec), ("workbench, best recipe", best)):
+        at = " / ".join(str(run["val_at"].get(str(s), run["val_at"].get(s, "-"))) for s in (500, 1000, 1500, 2000))
+        reached = (f"{run['reached_s']} s (step {run['reached_step']})" if run["reached_s"]
+                   else f"not reached (best {run['best_val_loss']})")
+        rows.add("d", f"{name}: val loss at 500/1000/1500/2000", at, "")
+        rows.add("d", f"{name}: time to val loss <= {TARGET_LOSS}", reached,
+                 f"wall {run['wall_s']} s, peak {run['peak_rss_mb']} MB")
+    if best["reached_s"]:
+        target = ref["reached_s"] or ref["wall_s"]
+        of_what = "time to 1.88" if ref["reached_s"] else "whole run"
+        rows.add("d", "best recipe vs nanoGPT reference, time to 1.88", f"{best['reached_s']} s",
+                 f"{best['reached_s'] / NANOGPT_ISSUE['wall_s']:.2f} of the issue's 261 s; "
+                 f"{best['reached_s'] / target:.2f} of the reference's {of_what} (target <= 0.5)")
+
+
+def _gpu_rows(g: dict, rows: _Rows) -> None:
+    if "skipped" in g:
+        rows.add("g", "GPT-2-small, bf16-mixed, compile", g["skipped"], "")
+    else:
+        rows.add("g", f"GPT-2-small on {g['device']}",
+                 f"{g['tokens_per_s']:,.0f} tokens/s, {g['ms_per_step']} ms/step",
+                 f"MFU {g['mfu']:.1%} vs bf16 peak {g['bf16_peak_tflops']} TFLOP/s (target >= 50%)")
+
+
+def render(r: dict) -> str:
+    """The results of one run as a Markdown table (parts in the order they ran; skipped parts say so)."""
+    rows = _Rows([("part", "figure", "value", "ratio / target")])
+    if "peak_fp32" in r:
+        rows.add("a", "fp32 matmul peak", f"{r['peak_fp32']['gflops']} GFLOP/s (n={r['peak_fp32']['size']})", "")
+        if "peak_bf16" in r:
+            rows.add("a", "bf16 matmul peak", f"{r['peak_bf16']['gflops']} GFLOP/s (n={r['peak_bf16']['size']})",
+                     _ratio(r["peak_bf16"]["gflops"], r["peak_fp32"]["gflops"]) + " fp32")
+    if "lightning" in r:
+        _training_rows(r, rows)
+    if "nanogpt" in r:
+        _quality_rows(r, rows)
+    skipped = r.get("skipped", {}).get("parts", "")
+    for part, figure in SKIPPABLE:
+        if part in skipped:
+            rows.add(part, figure, "skipped: no tiny Shakespeare", f"pass --data PATH or ${ENV_VAR}")
+    for row in r.get("tokenization", {}).get("rows", []):
+        rows.add("e", f"tokenize stdlib ({row['tokenizer']}, num_proc {row['num_proc']})",
+                 f"{row['mb_per_s']} MB/s, {row['tokens_per_s']:,.0f} tokens/s",
+                 f"{row['mb']} MB in {row['seconds']} s")
+    if "notebook" in r:
+        nb = r["notebook"]
+        rows.add("f", "plain pretrain() / workbench run", f"{nb['plain_s']} s / {nb['workbench_run_s']} s",
+                 f"overhead {nb['overhead_s']} s, target < {nb['allowed_s']} s")
+    if "gpu" in r:
+        _gpu_rows(r["gpu"], rows)
+    # Only the load before the run tells of other work: the benchmark's own processes keep ~2 cores busy.
+    load = r["machine"]["load_avg_before"]
+    if load > 0.5 * r["machine"]["cores"]:
+        rows.add("!", "UNDER LOAD: 1-minute load average", f"{load} on {r['machine']['cores']} cores",
+                 "timings are not representative")
+    return _markdown(rows)
+
+
+def _markdown(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    return "\n".join([line(rows[0]), "| " + " | ".join("-" * w for w in widths) + " |", *map(line, rows[1:])])
