@@ -1,8 +1,9 @@
 """The `workbench` command: parse arguments, call `workbench.runs`, turn the outcome into an exit code.
 
 Exit codes: 0 the run completed, 1 the notebook failed (its executed copy,
-traceback included, is in the run folder), 2 the spec, parameters or command
-line are wrong (nothing was run), 130 interrupted.
+traceback included, is in the run folder) or a file it needs is missing or
+broken (the message names it), 2 the spec, parameters or command line are
+wrong (nothing was run), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Iterator
 
 import yaml
 
-from workbench.config import ConfigError
+from workbench.errors import RequestError, ResourceError
 from workbench.runs import find_project_root, format_runs_table, headline_metrics, list_runs, run_spec
 from workbench.runs.outputs import COMPUTE_FILE, read_json
 from workbench.runs.plan import format_plan
@@ -27,6 +28,16 @@ from workbench.runs.runner import DEFAULT_RUNS_SUBDIR
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+EXAMPLES = """examples:
+  workbench run experiments/pretrain-quick.yaml            a seconds-long run into experiments/runs/<run-id>/
+  workbench run experiments/pretrain.yaml -p max_steps=200 override a parameter (checked before anything runs)
+  workbench run experiments/finetune-quick.yaml --jobs 2   a pipeline, two runs at a time
+  workbench run SPEC --dry-run                             print the expanded runs, execute nothing
+  workbench run SPEC --resume                              continue the spec's newest folder after a kill
+  workbench runs --spec finetune-quick --status completed  list runs, filtered
+  workbench sync-notebooks                                 re-render parameters cells from the settings
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -34,14 +45,27 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed the usage error (or --help)
         return e.code if isinstance(e.code, int) else EXIT_COMPLETED
-    return args.command(args)
+    try:
+        return args.command(args)
+    except RequestError as e:  # what was asked is wrong: one line, nothing was run
+        print(f"workbench {args.verb}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ResourceError as e:  # something it needs is missing or broken: the message names it
+        where = f" ({e.path})" if getattr(e, "path", None) and str(e.path) not in str(e) else ""
+        print(f"workbench {args.verb}: {e}{where}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Run and list workbench experiments.")
-    verbs = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Run, resume and list workbench experiments (specs under experiments/).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    verbs = parser.add_subparsers(title="commands", required=True, metavar="COMMAND", dest="verb")
 
-    run = verbs.add_parser("run", help="execute an experiment spec into a new run folder")
+    run = verbs.add_parser("run", help="execute an experiment spec into a new run folder", epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("spec", type=Path, help="experiment spec, e.g. experiments/pretrain-quick.yaml")
     run.add_argument("--runs-dir", type=Path, help="where run folders go (default: <project>/experiments/runs)")
     run.add_argument(
@@ -84,7 +108,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--json", action="store_true", help="print the matching runs as JSON, one object each")
     runs.set_defaults(command=_runs)
+
+    sync = verbs.add_parser("sync-notebooks", help="render each notebook's parameters cell (and "
+                            "docs/parameters.md) from its settings dataclass")
+    sync.add_argument("--check", action="store_true", help="change nothing; exit 1 when a cell is out of date")
+    sync.set_defaults(command=_sync_notebooks)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workbench")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _sync_notebooks(args: argparse.Namespace) -> int:
+    from workbench.runs.interface import parameters_doc, sync_parameters_cell
+
+    root = find_project_root(Path.cwd())
+    if root is None:
+        raise RequestError("not inside a project (no notebooks/ or pyproject.toml here or above)")
+    notebooks = sorted((root / "notebooks").glob("*.ipynb"))
+    stale = [n for n in notebooks if sync_parameters_cell(n, write=not args.check)]
+    doc = root / "docs" / "parameters.md"
+    text = parameters_doc(notebooks) + "\n"
+    if not doc.is_file() or doc.read_text(encoding="utf-8") != text:
+        stale.append(doc)
+        if not args.check:
+            doc.parent.mkdir(exist_ok=True)
+            doc.write_text(text, encoding="utf-8")
+    for path in stale:
+        print(f"{'out of date' if args.check else 'rewrote'}: {path.relative_to(root)}")
+    return EXIT_FAILED if args.check and stale else EXIT_COMPLETED
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,9 +158,6 @@ def _run(args: argparse.Namespace) -> int:
                 args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet,
                 jobs=args.jobs, resume=args.resume,
             )
-    except ConfigError as e:
-        print(f"workbench run: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt as e:
         print("workbench run: interrupted", *getattr(e, "__notes__", []), sep="\n", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -151,13 +206,11 @@ def _runs(args: argparse.Namespace) -> int:
 
     records = list_runs(runs_dir)
     if not records:
-        print("[]" if args.json else f"no runs in {runs_dir}")
+        hint = ("; make one with `workbench run experiments/pretrain-quick.yaml` (seconds), `make demo`, "
+                "or by running a notebook in JupyterLab (`make lab`)")
+        print("[]" if args.json else f"no runs in {runs_dir}{hint}")
         return EXIT_COMPLETED
-    try:
-        records = filter_runs(records, spec=args.spec, stage=args.stage, status=args.status, params=dict(args.param))
-    except ConfigError as e:
-        print(f"workbench runs: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    records = filter_runs(records, spec=args.spec, stage=args.stage, status=args.status, params=dict(args.param))
     if args.json:
         import json
 

@@ -1,77 +1,77 @@
-"""What a pretraining run is, as one frozen dataclass: the notebook's parameters, a spec's
-values and the recipe's input are all this, so each setting's name, type and default live here.
+"""What a pretraining run is, as one frozen dataclass: the notebook's parameters, a spec's values and
+the recipe's input are all this, so each setting's name, type, default and valid values live here.
 
-Every value is checked on construction, before any data is read.
+Every value is checked on construction, all problems at once, before any data is read.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
 
-from workbench.config import ConfigError, from_dict
 from workbench.data import CORPORA, TOKENIZERS
+from workbench.data.tokenizers import check_tokenizer_options
+from workbench.errors import RequestError
 from workbench.models import PRESETS, DecoderConfig
 from workbench.modules.optim import OptimConfig
 from workbench.modules.training import PRECISIONS
+from workbench.settings import Settings, setting
 
 RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches")  # neither changes the trained weights
 
 
 @dataclass(frozen=True)
-class PretrainSettings:
-    seed: int = 0
-    # data
-    corpus: str = "stdlib"
-    corpus_paths: list[str] | None = None  # files or globs, for corpus "text"
-    hf_name: str | None = None  # dataset name, for corpus "hf"
-    text_column: str = "text"
-    max_files: int | None = None  # a subset of the corpus for quick runs
-    validation_fraction: float = 0.05
-    tokenizer: str = "byte"
-    vocab_size: int | None = None  # BPE only
-    # model
-    preset: str = "tiny"
-    block_size: int = 128
-    dropout: float = 0.0
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    # optimisation
-    batch_size: int = 16
-    accumulate_grad_batches: int = 1  # batches per optimizer step: a larger effective batch in the same memory
-    max_steps: int = 200
-    learning_rate: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    precision: str = "32-true"
-    # speed: measured by `python -m benchmarks`; neither changes what is learned
-    compile: bool = False  # torch.compile the decoder: pays on GPU, and on CPU only in runs of thousands of steps
-    activation_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~1/3 more compute
-    # evaluation
-    eval_every: int = 50
-    eval_batches: int = 20
-    final_eval_batches: int | None = None  # None: the whole validation split
-    # resumability: training state saved every N optimizer steps (0: only at the end)
-    checkpoint_every: int = 0
+class PretrainSettings(Settings):
+    what = "pretraining settings"
 
-    def __post_init__(self) -> None:
-        choices = {"corpus": CORPORA, "tokenizer": TOKENIZERS, "preset": tuple(PRESETS), "precision": PRECISIONS}
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
-        for name in ("max_steps", "batch_size", "accumulate_grad_batches", "block_size", "eval_every", "eval_batches"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.checkpoint_every < 0:
-            raise ConfigError(f"checkpoint_every must be 0 (only at the end) or a number of steps, got {self.checkpoint_every}")
-        # Build the configs now so their errors surface before the corpus is read.
-        self.optim_config()
-        self.model_config(vocab_size=256)
+    seed: int = setting(0, "seeds data order, initialisation and dropout: the same seed gives the same metrics")
+    corpus: str = setting("stdlib", "stdlib | text | hf", choices=CORPORA, section="data")
+    corpus_paths: list[str] | None = setting(None, 'files or globs, for corpus="text"', path="glob")
+    hf_name: str | None = setting(None, 'a Hugging Face dataset, for corpus="hf" (needs the hub or its local cache)')
+    text_column: str = setting("text", 'the text column, for corpus="hf"')
+    max_files: int | None = setting(None, "a subset of the corpus's files; None = every file", minimum=1)
+    validation_fraction: float = setting(0.05, "share of files held out for validation", above=0, below=1)
+    tokenizer: str = setting("byte", "byte | char | bpe", choices=TOKENIZERS)
+    vocab_size: int | None = setting(None, 'for tokenizer="bpe": 256 bytes plus merges')
+    preset: str = setting("tiny", " | ".join(PRESETS), choices=tuple(PRESETS), section="model")
+    block_size: int = setting(128, "tokens per training sequence", minimum=1)
+    dropout: float = setting(0.0, "", minimum=0, below=1)
+    model_overrides: dict[str, Any] = setting({}, "any DecoderConfig field over the preset, e.g. {n_layer: 3}")
+    batch_size: int = setting(16, "sequences per batch", minimum=1, section="optimisation")
+    accumulate_grad_batches: int = setting(1, "batches per optimizer step: a larger batch in the same memory",
+                                           minimum=1)
+    max_steps: int = setting(150, "optimizer steps", minimum=1)
+    learning_rate: float = setting(3e-3, "peak learning rate", above=0)
+    min_lr_ratio: float = setting(0.1, "the cosine schedule ends at learning_rate * min_lr_ratio", minimum=0, maximum=1)
+    warmup_steps: int = setting(15, "linear warmup steps", minimum=0)
+    weight_decay: float = setting(0.1, "AdamW decay, on matrices and embeddings only", minimum=0)
+    grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
+    precision: str = setting("32-true", "32-true | bf16-mixed", choices=PRECISIONS)
+    compile: bool = setting(False, "torch.compile the decoder: pays on a GPU; on CPU only in runs of thousands of steps",
+                            section="speed (neither changes what is learned)")
+    activation_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
+                                             "~1/3 more compute")
+    eval_every: int = setting(50, "steps between periodic evaluations", minimum=1, section="evaluation")
+    eval_batches: int = setting(10, "validation batches per periodic evaluation", minimum=1)
+    final_eval_batches: int | None = setting(None, "validation batches of the final evaluation; None = the whole "
+                                             "validation split", minimum=1)
+    checkpoint_every: int = setting(50, "save the training state every N steps (0 = only at the end), so "
+                                    "`workbench run --resume` continues a killed run", minimum=0)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PretrainSettings":
-        return from_dict(cls, values, what="pretraining settings")
+    def more_problems(self) -> Iterator[str]:
+        if self.corpus == "text" and not self.corpus_paths:
+            yield 'corpus="text" needs corpus_paths: a file, a glob, or a list of them'
+        if self.corpus == "hf" and not self.hf_name:
+            yield 'corpus="hf" needs hf_name: the Hugging Face dataset to read'
+        if self.tokenizer in TOKENIZERS:
+            yield from _raised(lambda: check_tokenizer_options(self.tokenizer, self.vocab_size))
+        if self.preset in PRESETS and self.block_size >= 1 and 0 <= self.dropout < 1:
+            yield from _raised(lambda: self.model_config(vocab_size=256))
+        if self.learning_rate > 0 and self.max_steps >= 1 and self.warmup_steps >= 0 and 0 <= self.min_lr_ratio <= 1:
+            yield from _raised(self.optim_config)
+
+    def required_paths(self) -> dict[str, list[str]]:
+        return super().required_paths() if self.corpus == "text" else {}
 
     def model_config(self, vocab_size: int) -> DecoderConfig:
         overrides = {"block_size": self.block_size, "dropout": self.dropout, **self.model_overrides}
@@ -97,3 +97,19 @@ class PretrainSettings:
         if self.corpus == "hf":
             options.update(hf_name=self.hf_name, text_column=self.text_column)
         return options
+
+
+@dataclass(frozen=True)
+class PretrainNotebook(PretrainSettings):
+    """notebooks/pretrain.ipynb's parameters: the settings, then what the notebook shows."""
+
+    samples: int = setting(2, "completions printed at the end", minimum=0, section="what the notebook shows")
+    sample_tokens: int = setting(160, "tokens per completion", minimum=1)
+
+
+def _raised(check) -> Iterator[str]:
+    """The message of the RequestError `check` raises, if it does: rules written as raising checks."""
+    try:
+        check()
+    except RequestError as error:
+        yield str(error)

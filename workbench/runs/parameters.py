@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,11 +92,23 @@ class NotebookParameter:
 
 
 def notebook_parameters(notebook_path: str | Path) -> dict[str, NotebookParameter]:
-    """The notebook's parameters, in cell order, read with `papermill.inspect_notebook`."""
-    import papermill  # here, not at the top: notebooks import workbench.runs.outputs and need neither
+    """The notebook's parameters, in cell order, read with Python's own parser.
 
+    The notebook is read as plain JSON: papermill and nbformat cost seconds to import, and a spec
+    check should answer in well under that. Only a cell Python cannot parse (IPython magics) falls
+    back to `papermill.inspect_notebook`'s line reading.
+    """
     path = Path(notebook_path)
     source = _parameters_cell_source(path)
+    assignments = _assignments(source)
+    if assignments is None:
+        return _papermill_parameters(path)
+    return {name: _parameter(name, annotation, default, help) for name, annotation, default, help in assignments}
+
+
+def _papermill_parameters(path: Path) -> dict[str, NotebookParameter]:
+    import papermill  # here, not at the top: only cells with magics need it
+
     try:
         with papermill_inference_quiet(), _without_papermill_info():
             inspected = papermill.inspect_notebook(str(path))
@@ -105,12 +118,7 @@ def notebook_parameters(notebook_path: str | Path) -> dict[str, NotebookParamete
     for name, p in inspected.items():
         annotation = None if p["inferred_type_name"] == "None" else p["inferred_type_name"]
         found[name] = _parameter(name, annotation, p["default"], p["help"])
-    # papermill's line regex skips some valid assignments (`steps: int | None = None`, `s = "a=b"`)
-    assignments = _assignments(source)
-    for name, annotation, default, help in assignments:
-        found.setdefault(name, _parameter(name, annotation, default, help))
-    order = [name for name, *_ in assignments]
-    return dict(sorted(found.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    return found
 
 
 def validate_parameters(notebook_path: str | Path, params: dict[str, Any]) -> dict[str, Any]:
@@ -175,17 +183,17 @@ def _warnings_only(record: logging.LogRecord) -> bool:
 
 
 def _parameters_cell_source(path: Path) -> str:
-    import nbformat  # a second of jsonschema; see notebook_parameters
-
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = nb["cells"]
     except FileNotFoundError:
         raise ParameterError(f"notebook not found: {path}") from None
-    except Exception as e:  # nbformat raises several kinds for a file that is not a notebook
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise ParameterError(f"{path}: not a readable notebook ({type(e).__name__}: {e})") from None
-    for cell in nb.cells:
+    for cell in cells:
         if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
-            return cell.source
+            source = cell.get("source", "")
+            return "".join(source) if isinstance(source, list) else source
     raise ParameterError(
         f"{path}: no cell is tagged {PARAMETERS_TAG!r}; tag the cell that assigns the notebook's "
         "defaults (JupyterLab: select it, then the property inspector > Common Tools > Cell Tags)"
@@ -199,12 +207,13 @@ def _parameter(name: str, annotation: str | None, default: str, help: str) -> No
     return NotebookParameter(name, annotation, default, help)
 
 
-def _assignments(source: str) -> list[tuple[str, str | None, str, str]]:
-    """(name, annotation, default source, trailing comment) of each top-level `name = value` in the cell."""
+def _assignments(source: str) -> list[tuple[str, str | None, str, str]] | None:
+    """(name, annotation, default source, trailing comment) of each top-level `name = value` in the cell;
+    None when the cell is not plain Python (IPython magics)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:  # IPython magics; papermill's reading is all there is
-        return []
+    except SyntaxError:
+        return None
     lines = source.splitlines()
     found = []
     for node in tree.body:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.runs.parameters import ParameterError, validate_parameters
+from workbench.runs.interface import missing_paths, notebook_interface
+from workbench.runs.parameters import RESERVED, ParameterError, validate_parameters
 from workbench.runs.spec import Spec, SpecError, Stage
 
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_-]+)(\.runs)?\}")
@@ -160,10 +161,38 @@ def _matching_run(name: str, plan: Plan, stage: Stage, seed: Any) -> PlannedRun:
 
 
 def _parameter_problems(plan: Plan) -> list[str]:
-    problems = []
+    """Every problem of every run: names and types against the notebook's cell, then values against
+    the settings class it is rendered from (choices, ranges, cross-field rules, files that must exist).
+    A problem shared by several runs of a stage is listed once, naming the runs."""
+    by_message: dict[str, list[PlannedRun]] = {}
     for run in plan.runs:
         try:
-            validate_parameters(run.notebook, run.parameters)
+            resolved = validate_parameters(run.notebook, run.parameters)
         except ParameterError as error:
-            problems.append(f"stage {run.stage!r}: {error}" if plan.spec.pipeline else str(error))
+            by_message.setdefault(str(error), []).append(run)
+            continue
+        for problem in _value_problems(run, resolved, plan):
+            by_message.setdefault(problem, []).append(run)
+    return [f"{_runs_label(runs, plan)}: {message}" for message, runs in by_message.items()]
+
+
+def _value_problems(run: PlannedRun, resolved: dict[str, Any], plan: Plan) -> list[str]:
+    interface = notebook_interface(run.notebook)
+    if interface is None:
+        return []
+    values = {k: v for k, v in resolved.items() if k != RESERVED}
+    problems = interface.problems_with(values)
+    if not problems:
+        planned = tuple(r.folder for r in plan.runs)
+        problems = missing_paths(interface.from_dict(values), plan.spec.project_root, planned)
     return problems
+
+
+def _runs_label(runs: list[PlannedRun], plan: Plan) -> str:
+    """`run pretrain-003 (stage pretrain)`, or `runs finetune-000, finetune-001 and 4 more (stage finetune)`."""
+    if plan.spec.single_run:
+        return f"run {plan.spec.name}"
+    names = [run.folder.name for run in runs]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    stages = ", ".join(dict.fromkeys(run.stage for run in runs))
+    return f"{'run' if len(names) == 1 else 'runs'} {shown} (stage {stages})"
