@@ -119,7 +119,7 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients_and_saves_le
     plain_loss, plain_grads, plain_saved = run(False)
     ckpt_loss, ckpt_grads, ckpt_saved = run(True)
     torch.testing.assert_close(ckpt_loss, plain_loss, rtol=0, atol=0)
-    for a, b in zip(ckpt_grads, plain_grads):
+    for a, b in zip(ckpt_grads, plain_grads, strict=True):
         torch.testing.assert_close(a, b)
     assert ckpt_saved < plain_saved / 2
 
@@ -131,13 +131,16 @@ def test_activation_checkpointing_leaves_probe_outputs_and_eval_alone(tiny):
 
 
 def test_rotary_with_the_sign_folded_into_the_table_is_bitwise_rotate_half():
-    from workbench.models.decoder import apply_rotary, rotary_tables, signed_sin
+    from workbench.models.decoder import apply_rotary, rotary_tables, sign_folded_sin
 
     cos, sin = rotary_tables(16, 10, 10000.0)
     x = torch.randn(2, 3, 10, 16)
     rotate_half = torch.cat([-x[..., 8:], x[..., :8]], dim=-1)  # the textbook form
-    assert torch.equal(apply_rotary(x, cos, signed_sin(sin)), x * cos + rotate_half * sin)
+    assert torch.equal(apply_rotary(x, cos, sign_folded_sin(sin)), x * cos + rotate_half * sin)
     # Position 0 is the identity; the rotation keeps each pair's length.
-    torch.testing.assert_close(apply_rotary(x, cos, signed_sin(sin))[..., 0, :], x[..., 0, :])
-    pairs = lambda t: t[..., :8] ** 2 + t[..., 8:] ** 2
-    torch.testing.assert_close(pairs(apply_rotary(x, cos, signed_sin(sin))), pairs(x))
+    torch.testing.assert_close(apply_rotary(x, cos, sign_folded_sin(sin))[..., 0, :], x[..., 0, :])
+
+    def pairs(t):
+        return t[..., :8] ** 2 + t[..., 8:] ** 2
+
+    torch.testing.assert_close(pairs(apply_rotary(x, cos, sign_folded_sin(sin))), pairs(x))

@@ -5,4 +5,13 @@ from workbench.models.config import PRESETS, DecoderConfig
 from workbench.models.decoder import Decoder, DecoderOutput
 from workbench.models.generate import filter_logits, generate
 
-__all__ = ["PRESETS", "Backbone", "Decoder", "DecoderBackbone", "DecoderConfig", "DecoderOutput", "filter_logits", "generate"]
+__all__ = [
+    "PRESETS",
+    "Backbone",
+    "Decoder",
+    "DecoderBackbone",
+    "DecoderConfig",
+    "DecoderOutput",
+    "filter_logits",
+    "generate",
+]

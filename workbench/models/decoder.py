@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from workbench.errors import RequestError
 from workbench.models.config import DecoderConfig
 
 
@@ -51,8 +52,8 @@ def rotary_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor
     return angles.cos(), angles.sin()
 
 
-def signed_sin(sin: torch.Tensor) -> torch.Tensor:
-    """The sin table with its first half negated, the form `apply_rotary` takes.
+def sign_folded_sin(sin: torch.Tensor) -> torch.Tensor:
+    """The sin table with rotate-half's sign folded in (its first half negated), the form `apply_rotary` takes.
 
     Rotate-half is (-x2, x1); folding its sign into the table turns it into a plain
     swap of halves. Negation is exact, so the result is bitwise the same, with one
@@ -62,11 +63,11 @@ def signed_sin(sin: torch.Tensor) -> torch.Tensor:
     return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (i, i + d/2) of x, shape (B, H, T, d), by position-dependent angles (`signed_sin` table)."""
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + d/2) of x, shape (B, H, T, d), by position-dependent angles (`sign_folded_sin` table)."""
     half = x.shape[-1] // 2
     swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
-    return (x * cos + swapped * sin_signed).type_as(x)
+    return (x * cos + swapped * folded_sin).type_as(x)
 
 
 class CausalSelfAttention(nn.Module):
@@ -80,19 +81,19 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, need_weights: bool = False
+        self, x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = apply_rotary(q, cos, folded_sin), apply_rotary(k, cos, folded_sin)
         if self.n_kv_head != self.n_head:
             repeat = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
 
         weights = None
-        if need_weights:
+        if output_attentions:
             # The fused kernel never materialises the weights, so probes take the explicit path.
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -126,9 +127,9 @@ class Block(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, need_weights: bool = False
+        self, x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attn(self.attn_norm(x), cos, sin, need_weights)
+        attended, weights = self.attn(self.attn_norm(x), cos, folded_sin, output_attentions)
         x = x + self.resid_dropout(attended)
         x = x + self.resid_dropout(self.mlp(self.mlp_norm(x)))
         return x, weights
@@ -149,7 +150,7 @@ class Decoder(nn.Module):
             self.lm_head.weight = self.embed.weight
         cos, sin = rotary_tables(config.head_dim, config.block_size, config.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", signed_sin(sin), persistent=False)  # sign folded in: see signed_sin
+        self.register_buffer("rope_folded_sin", sign_folded_sin(sin), persistent=False)  # see sign_folded_sin
         # Recompute each block in the backward pass instead of keeping its activations (training only).
         self.activation_checkpointing = False
         self.apply(self._init_weights)
@@ -178,17 +179,19 @@ class Decoder(nn.Module):
     ) -> DecoderOutput:
         T = idx.shape[1]
         if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds the model's block_size {self.config.block_size}")
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+            raise RequestError(f"sequence length {T} exceeds the model's block_size {self.config.block_size}")
+        cos, folded_sin = self.rope_cos[:T], self.rope_folded_sin[:T]
         x = self.dropout(self.embed(idx))
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
             if checkpointed:
-                x, weights = torch.utils.checkpoint.checkpoint(block, x, cos, sin, output_attentions, use_reentrant=False)
+                x, weights = torch.utils.checkpoint.checkpoint(
+                    block, x, cos, folded_sin, output_attentions, use_reentrant=False
+                )
             else:
-                x, weights = block(x, cos, sin, need_weights=output_attentions)
+                x, weights = block(x, cos, folded_sin, output_attentions=output_attentions)
             if hidden is not None:
                 hidden.append(x)
             if attentions is not None:

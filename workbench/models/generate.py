@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from workbench.errors import RequestError
+
 
 def filter_logits(logits: torch.Tensor, *, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Set logits outside the top-k and outside the smallest nucleus of mass top_p to -inf."""
@@ -27,13 +29,13 @@ def filter_logits(logits: torch.Tensor, *, top_k: int | None = None, top_p: floa
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None, max_new_tokens: int) -> None:
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+        raise RequestError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
     if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
+        raise RequestError(f"top_k must be >= 0 or None, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise RequestError(f"top_p must be in (0, 1], got {top_p}")
     if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        raise RequestError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
 
 
 @torch.no_grad()

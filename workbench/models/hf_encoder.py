@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from workbench.errors import RequestError
 from workbench.models.backbone import Backbone
 
 # Where each family keeps its transformer layers, bottom to top.
@@ -46,7 +47,7 @@ class HFEncoderBackbone(Backbone):
     def __init__(self, model: nn.Module, *, default_pooling: str = "mean") -> None:
         super().__init__()
         if default_pooling not in POOLINGS:
-            raise ValueError(f"default_pooling {default_pooling!r} is not one of: {', '.join(POOLINGS)}")
+            raise RequestError(f"default_pooling {default_pooling!r} is not one of: {', '.join(POOLINGS)}")
         if getattr(model, "pooler", None) is not None:
             model.pooler = None  # BERT/RoBERTa skip a None pooler in forward
         self.model = model
@@ -85,7 +86,7 @@ class HFEncoderBackbone(Backbone):
         grouped = {id(p) for group in self.layer_groups() for p in group.parameters()}
         left = [name for name, p in self.model.named_parameters() if id(p) not in grouped]
         if left:
-            raise ValueError(
+            raise RequestError(
                 f"{type(self.model).__name__} has parameters outside its embeddings and layers "
                 f"({', '.join(left[:5])}); HFEncoderBackbone supports BERT-family encoders only"
             )
@@ -94,7 +95,7 @@ class HFEncoderBackbone(Backbone):
         linears = [name for name, m in self.model.named_modules() if isinstance(m, nn.Linear)]
         for target in self.lora_targets():
             if not any(name == target or name.endswith(f".{target}") for name in linears):
-                raise ValueError(
+                raise RequestError(
                     f"{type(self.model).__name__} has no linear layer named *{target}; its linears: {linears[:8]}"
                 )
 
@@ -107,7 +108,7 @@ def _find_layers(model: nn.Module) -> nn.ModuleList:
             continue
         if isinstance(layers, nn.ModuleList) and len(layers) and hasattr(model, "embeddings"):
             return layers
-    raise ValueError(
+    raise RequestError(
         f"{type(model).__name__} is not a BERT-family encoder: expected `embeddings` and a layer list at "
         f"one of {', '.join(LAYER_PATHS)}"
     )
