@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from workbench.cli import main
+from workbench.cli import build_parser, main
 
 
 def notebook(path: Path, parameters: str, body: str) -> None:
@@ -46,7 +46,7 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_run_completed_exit_0_streams_output_and_prints_metrics(project: Path, capsys):
-    code = main(["run", str(project / "experiments" / "square.yaml"), "-p", "max_steps=5"])
+    code = main(["run", str(project / "experiments" / "square.yaml"), "-p", "max_steps=5", "--verbose"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "step 5" in out  # the notebook's own output, streamed
@@ -58,6 +58,25 @@ def test_run_completed_exit_0_streams_output_and_prints_metrics(project: Path, c
     assert main(["runs", "--runs-dir", str(run_dir.parent)]) == 0
     table = capsys.readouterr().out
     assert run_dir.name in table and "completed" in table and "2.5" in table
+
+
+@pytest.mark.slow
+def test_run_shows_a_progress_line_not_papermill_banners(project: Path, capfd):
+    code = main(["run", str(project / "experiments" / "square.yaml"), "-p", "max_steps=5"])
+    captured = capfd.readouterr()  # file descriptors: the kernel's own stderr included
+    assert code == 0, captured.err
+    assert "Executing Cell" not in captured.out + captured.err and "step 5" not in captured.out
+    assert "without encryption" not in captured.out + captured.err
+    assert "cell/s" in captured.err or "s/cell" in captured.err  # tqdm's bar, one per run
+    assert "completed: " in captured.out
+
+
+def test_version_and_examples(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--version"])
+    assert capsys.readouterr().out.startswith("workbench ")
+    assert main(["--help"]) == 0
+    assert "examples:" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -93,7 +112,8 @@ def test_bad_override_and_missing_spec_exit_2(project: Path, capsys):
 def test_runs_lists_nothing_yet(project: Path, capsys, monkeypatch):
     monkeypatch.chdir(project / "notebooks")  # finds the project root from below
     assert main(["runs"]) == 0
-    assert capsys.readouterr().out.strip() == f"no runs in {project / 'experiments' / 'runs'}"
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"no runs in {project / 'experiments' / 'runs'}; make one with `workbench run ")
 
 
 def test_usage_errors(capsys):

@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a spec parameter; VALUE is read as YAML, so max_steps=10 is an int (repeatable)",
     )
-    run.add_argument("--quiet", action="store_true", help="do not stream the notebook's output")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="show neither progress nor the notebook's output")
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="stream the notebook's output, papermill's cell banners included (default: a progress "
+                       "line per run)")
     run.add_argument("--dry-run", action="store_true", help="print the expanded runs; execute nothing")
     run.add_argument("-j", "--jobs", type=int, default=1, help="runs to execute at once in a sweep (default 1)")
     run.add_argument(
@@ -153,10 +157,10 @@ def _run(args: argparse.Namespace) -> int:
         note = None if args.resume else unfinished_note(args.spec, args.runs_dir)
         if note:
             print(note, file=sys.stderr)
-        with _notebook_output_on_stdout(enabled=not args.quiet):
+        with _notebook_output_on_stdout(enabled=args.verbose):
             result = run_spec(
-                args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=not args.quiet,
-                jobs=args.jobs, resume=args.resume,
+                args.spec, runs_dir=args.runs_dir, overrides=dict(args.param), log_output=args.verbose,
+                jobs=args.jobs, resume=args.resume, progress=not (args.quiet or args.verbose),
             )
     except KeyboardInterrupt as e:
         print("workbench run: interrupted", *getattr(e, "__notes__", []), sep="\n", file=sys.stderr)

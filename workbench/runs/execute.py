@@ -47,17 +47,20 @@ class RunResult:
         return self.run_dir / NOTEBOOK_FILE
 
 
-def execute_run(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool) -> RunResult:
+def execute_run(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool,
+                progress: bool = False) -> RunResult:
     """Execute one planned run into its folder; always leaves a status.json saying how it ended."""
     import papermill  # here, not at the top: notebooks import workbench.runs without it
 
     run_dir = run.folder
     run_dir.mkdir(parents=True, exist_ok=True)
     with hold_run_lock(run_dir):
-        return _execute_locked(run, spec, kernel_name=kernel_name, log_output=log_output, papermill=papermill)
+        return _execute_locked(run, spec, kernel_name=kernel_name, log_output=log_output, papermill=papermill,
+                               progress=progress)
 
 
-def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool, papermill) -> RunResult:
+def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output: bool, papermill,
+                    progress: bool) -> RunResult:
     run_dir = run.folder
     resolved = validate_parameters(run.notebook, run.parameters)
     resolved[RESERVED] = str(run_dir)
@@ -74,7 +77,10 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
                 kernel_name=kernel_name,
                 cwd=str(spec.project_root),
                 log_output=log_output,
-                progress_bar=False,
+                progress_bar={"desc": run.folder.name, "leave": True} if progress else False,
+                # the kernel's own log (its "running over TCP without encryption" warning: the kernel talks
+                # to this process alone, on localhost) is noise in a run's output; errors still show
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         write_environment(run_dir, spec.project_root, resolved)  # again, now with the notebook's data.json
         metrics = _read_metrics(run_dir)

@@ -38,7 +38,7 @@ class PipelineResult:
 
 
 def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 1,
-                 printer=print, resume: bool = False) -> PipelineResult:
+                 printer=print, resume: bool = False, progress: bool = False) -> PipelineResult:
     """Run every planned run, `jobs` at a time, each once its references have completed.
 
     A run whose reference failed is skipped (and says so in its status.json);
@@ -69,7 +69,8 @@ def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 
     with _threads_per_kernel(jobs), ThreadPoolExecutor(max_workers=jobs) as pool, _ctrl_c_sets(stop):
         running: dict[Future, PlannedRun] = {}
         try:
-            _schedule(plan, pending, running, results, pool, jobs, kernel_name, log_output, printer, stop)
+            _schedule(plan, pending, running, results, pool, jobs, kernel_name, log_output, printer, stop,
+                      progress=progress and jobs == 1)
         except KeyboardInterrupt as interrupt:
             _interrupt_kernels(running, results, printer)
             interrupt.add_note(f"experiment folder (kept): {plan.root}")
@@ -80,7 +81,7 @@ def run_pipeline(plan: Plan, *, kernel_name: str, log_output: bool, jobs: int = 
 
 def _schedule(plan: Plan, pending: list[PlannedRun], running: dict[Future, PlannedRun],
               results: dict[Path, RunResult], pool: ThreadPoolExecutor, jobs: int, kernel_name: str,
-              log_output: bool, printer, stop: threading.Event) -> None:
+              log_output: bool, printer, stop: threading.Event, progress: bool = False) -> None:
     """Start runs whose references completed, `jobs` at a time, until every run has a result.
 
     Ctrl-C only sets `stop`; it is turned into KeyboardInterrupt here, between two waits.
@@ -98,7 +99,7 @@ def _schedule(plan: Plan, pending: list[PlannedRun], running: dict[Future, Plann
             elif all(state == "completed" for state in states) and len(running) < jobs:
                 pending.remove(run)
                 printer(f"running   {run.label}")
-                running[pool.submit(_execute_or_busy, run, spec, kernel_name, log_output)] = run
+                running[pool.submit(_execute_or_busy, run, spec, kernel_name, log_output, progress)] = run
         if not running:
             continue
         done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -129,10 +130,11 @@ def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _execute_or_busy(run: PlannedRun, spec: Spec, kernel_name: str, log_output: bool) -> RunResult:
+def _execute_or_busy(run: PlannedRun, spec: Spec, kernel_name: str, log_output: bool,
+                     progress: bool = False) -> RunResult:
     """execute_run, except that a run another process is executing is left to it (status "busy")."""
     try:
-        return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output)
+        return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output, progress=progress)
     except RunBusyError as busy:
         return RunResult(run.folder.name, run.folder, "busy", None, str(busy))
 

@@ -36,10 +36,12 @@ def run_spec(
     log_output: bool = False,
     jobs: int = 1,
     resume: bool | str | Path = False,
+    progress: bool = False,
 ) -> RunResult | PipelineResult:
     """Run the spec's notebook(s) with their parameters (and `overrides`) into a new folder.
 
-    With `resume` (True: the spec's newest folder; or a folder), continue an
+    `log_output` streams each notebook's output (papermill's cell banners included); `progress` shows a
+    progress bar of cells per run instead. With `resume` (True: the spec's newest folder; or a folder), continue an
     earlier execution instead: completed runs are kept, the others run again
     in their own folders, training from the state their last attempt saved.
 
@@ -69,9 +71,9 @@ def run_spec(
         run = plan.runs[0]
         if resume and run_status(run.folder) == "completed":
             return kept(run)
-        return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output)
+        return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output, progress=progress)
     return run_pipeline(plan, kernel_name=kernel_name, log_output=log_output and jobs == 1, jobs=jobs,
-                        resume=bool(resume))
+                        resume=bool(resume), progress=progress)
 
 
 def dry_run(spec_path: str | Path, *, runs_dir: str | Path | None = None,
