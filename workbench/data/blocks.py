@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import torch
 
 from workbench.data.tokenizers import Tokenizer
+from workbench.errors import RequestError
 
 # Bump when the output of tokenize or pack changes for the same inputs.
 TOKENIZE_VERSION = "tokenize-v1"
@@ -31,7 +32,7 @@ PACK_VERSION = "pack-v1"
 def tokenize(dataset: datasets.Dataset, tokenizer: Tokenizer, *, num_proc: int | None = None) -> datasets.Dataset:
     """Map a "text" column to "input_ids" and "n_bytes" (UTF-8 length, for bits per byte)."""
     if "text" not in dataset.column_names:
-        raise ValueError(f"tokenize needs a 'text' column; the dataset has: {', '.join(dataset.column_names)}")
+        raise RequestError(f"tokenize needs a 'text' column; the dataset has: {', '.join(dataset.column_names)}")
     return dataset.map(
         _encode,
         batched=True,
@@ -59,13 +60,13 @@ def pack(tokens: datasets.Dataset, block_size: int, *, separator_ids: Sequence[i
     (held in memory as int32), which keeps rows exact across document batches.
     """
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+        raise RequestError(f"block_size must be an int >= 1, got {block_size!r}")
     if "input_ids" not in tokens.column_names:
-        raise ValueError(f"pack needs an 'input_ids' column; the dataset has: {', '.join(tokens.column_names)}")
+        raise RequestError(f"pack needs an 'input_ids' column; the dataset has: {', '.join(tokens.column_names)}")
     separator_ids = [int(i) for i in separator_ids]
     n_tokens = count_tokens(tokens) + len(separator_ids) * len(tokens)
     if n_tokens < block_size + 1:
-        raise ValueError(
+        raise RequestError(
             f"only {n_tokens} tokens, fewer than one block: block_size={block_size} needs {block_size + 1}"
         )
     packed = tokens.with_format("arrow").map(
@@ -109,10 +110,10 @@ def _token_stream(column: pa.ChunkedArray, separator_ids: list[int]) -> np.ndarr
 def blocks_tensor(packed: datasets.Dataset) -> torch.Tensor:
     """The packed rows as one LongTensor (N, block_size + 1), for sampling without `datasets`."""
     if "input_ids" not in packed.column_names:
-        raise ValueError(f"blocks_tensor needs an 'input_ids' column; the dataset has: {', '.join(packed.column_names)}")
+        raise RequestError(f"blocks_tensor needs an 'input_ids' column; the dataset has: {', '.join(packed.column_names)}")
     column = packed.with_format("arrow")[:]["input_ids"]
     if not pa.types.is_fixed_size_list(column.type):
-        raise ValueError(f"'input_ids' must hold fixed-length rows (use pack), got {column.type}")
+        raise RequestError(f"'input_ids' must hold fixed-length rows (use pack), got {column.type}")
     width = column.type.list_size
     values = pc.list_flatten(column).to_numpy(zero_copy_only=False)
     return torch.from_numpy(values.astype(np.int64).reshape(len(column), width))

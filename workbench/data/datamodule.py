@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from workbench.data.blocks import blocks_tensor, count_bytes, count_tokens, pack, tokenize
 from workbench.data.corpora import check_corpus_options, describe_corpus, load_corpus
 from workbench.data.tokenizers import Tokenizer, TokenizerError, build_tokenizer, check_tokenizer_options
+from workbench.errors import RequestError
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -48,7 +49,7 @@ class PretrainDataModule(L.LightningDataModule):
         _check_int("block_size", block_size, minimum=1)
         _check_int("batch_size", batch_size, minimum=1)
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+            raise RequestError(f"seed must be an int, got {seed!r}")
         if num_proc is not None:
             _check_int("num_proc", num_proc, minimum=1)
         self.corpus_name = corpus
@@ -77,7 +78,7 @@ class PretrainDataModule(L.LightningDataModule):
             try:
                 blocks[split] = blocks_tensor(pack(tokens[split], self.block_size))
             except ValueError as error:
-                raise ValueError(f"{self.corpus_name} corpus, {split} split: {error}") from error
+                raise RequestError(f"{self.corpus_name} corpus, {split} split: {error}") from error
         self.train_blocks, self.val_blocks = blocks["train"], blocks["validation"]
         self.token_counts = {split: count_tokens(tokens[split]) for split in ("train", "validation")}
         self.bytes_per_token = count_bytes(tokens["validation"]) / self.token_counts["validation"]
@@ -86,7 +87,7 @@ class PretrainDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self._require_setup()
         if len(self.train_blocks) < self.batch_size:
-            raise ValueError(
+            raise RequestError(
                 f"the train split has {len(self.train_blocks)} blocks of {self.block_size} tokens, "
                 f"fewer than one batch of {self.batch_size}; lower batch_size or block_size, or use more data"
             )
@@ -167,7 +168,7 @@ class ShuffledBatches(Sampler):
 
     def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
         if start < 0:
-            raise ValueError(f"start must be >= 0, got {start}")
+            raise RequestError(f"start must be >= 0, got {start}")
         self.n, self.batch_size = n, batch_size
         self.generator = torch.Generator().manual_seed(seed)
         epochs_done, self._offset = divmod(start, len(self)) if len(self) else (0, 0)
@@ -221,4 +222,4 @@ def _as_is(batch):
 
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise RequestError(f"{name} must be an int >= {minimum}, got {value!r}")

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from workbench.data.tasks.base import IGNORE, SPLITS, TaskData
 from workbench.data.text_encoders import Encoded, TextEncoder
+from workbench.errors import RequestError
 
 ENCODE_BATCH = 1000
 
@@ -36,11 +37,11 @@ class FinetuneDataModule(L.LightningDataModule):
             raise TypeError(f"text_encoder must be a TextEncoder, got {type(text_encoder).__name__}")
         missing = [split for split in SPLITS if split not in task.splits]
         if missing:
-            raise ValueError(f"task {task.name!r} lacks split(s) {', '.join(missing)}; it needs {', '.join(SPLITS)}")
+            raise RequestError(f"task {task.name!r} lacks split(s) {', '.join(missing)}; it needs {', '.join(SPLITS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise RequestError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+            raise RequestError(f"seed must be an int, got {seed!r}")
         self.task = task
         self.text_encoder = text_encoder
         self.batch_size = batch_size

@@ -46,7 +46,8 @@ def build_head(
         return RegressionHead(hidden_size, pooling=pooling, dropout=dropout)
     logits = getattr(backbone, "logits", None)
     if not callable(logits):
-        what = "no backbone" if backbone is None else f"a backbone of kind {getattr(backbone, 'kind', type(backbone).__name__)!r}"
+        kind_of = getattr(backbone, "kind", type(backbone).__name__)
+        what = "no backbone" if backbone is None else f"a backbone of kind {kind_of!r}"
         raise ConfigError(
             f"the lm head reads through a decoder's output layer (backbone.logits), but got {what}; "
             "use a decoder base for causal_lm, or a classification/regression head for an encoder"

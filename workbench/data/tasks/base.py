@@ -21,7 +21,6 @@ import datasets
 from workbench.data.corpora import CorpusUnavailableError
 from workbench.errors import RequestError
 
-TASK_KINDS = ("sequence_classification", "token_classification", "regression", "causal_lm")
 SPLITS = ("train", "validation", "test")
 IGNORE = -100  # the label PyTorch's cross-entropy skips
 

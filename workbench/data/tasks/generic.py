@@ -15,7 +15,8 @@ from pathlib import Path
 import datasets
 
 from workbench.data.corpora import CorpusUnavailableError, _load_hub_dataset
-from workbench.data.tasks.base import FEATURES, IGNORE, TASK_KINDS, TaskError, TaskUnavailableError
+from workbench.data.tasks.base import FEATURES, IGNORE, TaskError, TaskUnavailableError
+from workbench.heads.for_task import TASK_KINDS
 
 FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 GROUP_COLUMN = "group"
