@@ -82,7 +82,8 @@ def test_full_fine_tuning_fits_and_reports_classification_metrics():
     matrix = module.last_confusion_matrix
     assert matrix == [[int(((truth == t) & (predicted == p)).sum()) for p in range(CLASSES)] for t in range(CLASSES)]
     assert set(module.last_per_class_f1) == set(LABELS)
-    expected_loss = torch.stack([F.cross_entropy(p, y, reduction="sum") for p, y in zip(predictions, labels)]).sum() / 12
+    sums = [F.cross_entropy(p, y, reduction="sum") for p, y in zip(predictions, labels, strict=True)]
+    expected_loss = torch.stack(sums).sum() / 12
     assert logged["val_loss"].item() == pytest.approx(expected_loss.item(), rel=1e-5)
 
     fit.test(module, dataloaders=loader(val), verbose=False)
@@ -93,7 +94,8 @@ def test_full_fine_tuning_fits_and_reports_classification_metrics():
     counts = module.parameter_counts()
     assert counts["trainable"] == counts["total"]
     # Tied embeddings count once: the decoder's own count plus the head's.
-    assert counts["total"] == module.backbone.decoder.num_parameters() + sum(p.numel() for p in module.head.parameters())
+    head = sum(p.numel() for p in module.head.parameters())
+    assert counts["total"] == module.backbone.decoder.num_parameters() + head
 
 
 def test_token_classification_metrics_ignore_unlabelled_tokens():
@@ -135,7 +137,8 @@ def test_causal_lm_reports_completion_loss_and_perplexity():
     fit = trainer()
     fit.fit(module, train_dataloaders=loader(fake_batches("causal_lm")), val_dataloaders=loader(val))
     predictions, labels = evaluate_by_hand(module, val)
-    total = sum(F.cross_entropy(p[:, :-1].flatten(0, 1), y[:, 1:].flatten(), reduction="sum") for p, y in zip(predictions, labels))
+    total = sum(F.cross_entropy(p[:, :-1].flatten(0, 1), y[:, 1:].flatten(), reduction="sum")
+                for p, y in zip(predictions, labels, strict=True))
     count = sum((y[:, 1:] != -100).sum() for y in labels)
     expected = (total / count).item()
     assert fit.callback_metrics["val_loss"].item() == pytest.approx(expected, rel=1e-5)
@@ -167,7 +170,8 @@ def test_strategies_and_optimiser_settings_come_in_as_plain_dicts():
                             "sequence_classification")
     assert module.strategy == Strategy("linear_probe") and module.optim.learning_rate == 1e-3
     assert module.hparams["strategy"]["name"] == "linear_probe"
-    assert module.parameter_counts() == {"trainable": 64 * CLASSES + CLASSES, "total": module.parameter_counts()["total"]}
+    counts = module.parameter_counts()
+    assert counts == {"trainable": 64 * CLASSES + CLASSES, "total": counts["total"]}
 
 
 def test_gradient_clipping_bounds_the_trainable_norm_and_logs_it():

@@ -69,7 +69,8 @@ def test_lora_freezes_the_base_and_adapts_exactly_the_targets():
 
 
 def test_bad_lora_targets_fail_with_the_base_linear_layer_names():
-    with pytest.raises(ConfigError, match=r"'qkv' matches no module.*decoder\.blocks\.\*\.attn\.q_proj, .*mlp\.down_proj"):
+    listed = r"'qkv' matches no module.*decoder\.blocks\.\*\.attn\.q_proj, .*mlp\.down_proj"
+    with pytest.raises(ConfigError, match=listed):
         lora_classifier(Strategy("lora", lora_targets=["q_proj", "qkv"]))
     with pytest.raises(ConfigError, match="'attn' selects non-linear modules"):
         lora_classifier(Strategy("lora", lora_targets=["attn"]))
@@ -133,7 +134,8 @@ def test_lora_fit_moves_only_adapters_and_head_then_merges():
 def test_lora_with_the_lm_head_reads_through_the_merged_base():
     backbone = tiny_backbone()
     module = FinetuneModule(backbone, LMHead(backbone.logits), Strategy("lora", lora_rank=2), None, "causal_lm")
-    assert module.parameter_counts()["trainable"] == sum(p.numel() for n, p in backbone.named_parameters() if "lora_" in n)
+    adapters = sum(p.numel() for n, p in backbone.named_parameters() if "lora_" in n)
+    assert module.parameter_counts()["trainable"] == adapters
     randomise_adapters(module)
     ids = torch.randint(1, VOCAB, (2, 8))
     module.eval()

@@ -32,7 +32,7 @@ def test_warmup_is_linear_then_cosine_reaches_the_floor():
     assert warmup_cosine(110, config) == pytest.approx(0.1)
     assert warmup_cosine(500, config) == pytest.approx(0.1)
     values = [warmup_cosine(s, config) for s in range(10, 111)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,8 @@ def test_bad_optimiser_settings_are_refused(kwargs):
 def test_scheduler_steps_the_learning_rate_per_optimiser_step():
     from workbench.modules import PretrainModule
 
-    module = PretrainModule(DecoderConfig.from_preset("tiny"), OptimConfig(learning_rate=0.01, warmup_steps=4, max_steps=8))
+    optim = OptimConfig(learning_rate=0.01, warmup_steps=4, max_steps=8)
+    module = PretrainModule(DecoderConfig.from_preset("tiny"), optim)
     setup = module.configure_optimizers()
     optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
     assert setup["lr_scheduler"]["interval"] == "step"

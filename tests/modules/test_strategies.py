@@ -7,8 +7,8 @@ from workbench.config import ConfigError
 from workbench.heads import LMHead, SequenceClassificationHead
 from workbench.models import Decoder, DecoderBackbone, DecoderConfig
 from workbench.modules import FinetuneModule, GradualUnfreeze, OptimConfig, Strategy
-from workbench.modules.strategies import WarmupCosineSchedule, layer_group_parameters
 from workbench.modules.optim import warmup_cosine
+from workbench.modules.strategies import WarmupCosineSchedule, layer_group_parameters
 
 VOCAB = 40
 CLASSES = 3
@@ -212,3 +212,49 @@ def test_the_schedule_follows_groups_added_after_it_was_built():
         assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(
             [warmup_cosine(step, config), 0.5 * warmup_cosine(step, config)])
     assert "config" not in schedule.state_dict()
+
+
+def test_one_table_says_what_each_strategy_does():
+    from workbench.modules.strategies import BEHAVIOURS, STRATEGIES
+
+    assert STRATEGIES == tuple(BEHAVIOURS) == ("full", "linear_probe", "gradual_unfreeze", "lora")
+    optim = OptimConfig(learning_rate=1e-3)
+    seen = {}
+    for name in STRATEGIES:
+        module = classifier(Strategy(name, lora_rank=2))
+        trainable = {n.split(".")[0] for n, p in module.named_parameters() if p.requires_grad}
+        adapters_only = all("lora_" in n for n, p in module.backbone.named_parameters() if p.requires_grad)
+        seen[name] = (module.strategy.base_in_eval, [type(c) for c in Strategy(name).callbacks(optim)],
+                      trainable, adapters_only)
+    assert seen["full"] == (False, [], {"backbone", "head"}, False)
+    assert seen["linear_probe"] == (True, [], {"head"}, True)
+    assert seen["gradual_unfreeze"] == (False, [GradualUnfreeze], {"head"}, True)
+    assert seen["lora"] == (False, [], {"backbone", "head"}, True)
+
+
+def test_a_strategy_describes_itself_from_recorded_settings():
+    from workbench.modules.strategies import strategy_phrase
+
+    assert strategy_phrase({"strategy": "lora", "lora_rank": 8, "lora_alpha": 16.0}) == "`lora` (rank 8, alpha 16.0)"
+    assert strategy_phrase({**Strategy("gradual_unfreeze", unfreeze_every=2, layer_lr_decay=0.5).to_dict()}) == (
+        "`gradual_unfreeze` (one more layer every 2 epochs; layer-wise lr decay 0.5)")
+    assert strategy_phrase({"strategy": "full", "layer_lr_decay": None}) == "`full`"
+    assert strategy_phrase({"strategy": "adapter"}) == "`adapter`"  # an old or foreign record still reads
+    assert strategy_phrase({}) is None
+
+
+def test_no_strategy_is_compared_by_name_outside_its_module():
+    """Behaviour belongs to the table in strategies.py; elsewhere code asks the Strategy value."""
+    import re
+    from pathlib import Path
+
+    import workbench
+
+    root = Path(workbench.__file__).parent
+    names = "|".join(("full", "linear_probe", "gradual_unfreeze", "lora"))
+    compared = re.compile(rf"""strategy(\.name|\[["']name["']\]|\))?\s*[!=]=\s*["']({names})["']""")
+    # runs/card/finetuning.py describes recorded strategies by name; strategy_phrase is there for it to use.
+    allowed = {root / "modules" / "strategies.py", root / "runs" / "card" / "finetuning.py"}
+    found = [f"{path.relative_to(root)}:{number}" for path in sorted(root.rglob("*.py")) if path not in allowed
+             for number, line in enumerate(path.read_text().splitlines(), 1) if compared.search(line)]
+    assert found == []

@@ -85,7 +85,8 @@ def test_state_is_saved_every_n_steps_and_at_the_end(settings, tmp_path):
 
     TrainingState.save = spy
     try:
-        pretrain(settings.__class__(**{**settings.__dict__, "max_steps": 35}), state_dir=tmp_path / "state", printer=None)
+        longer = settings.__class__(**{**settings.__dict__, "max_steps": 35})
+        pretrain(longer, state_dir=tmp_path / "state", printer=None)
     finally:
         TrainingState.save = original
     assert saved_steps == [10, 20, 30, 35]

@@ -1,7 +1,8 @@
 """LightningModules and the recipes that assemble them with data and a Trainer."""
 
+from workbench.heads import HEAD_FOR_TASK, TASK_KINDS  # re-exported: the one task-kind table lives with the heads
 from workbench.modules.checkpoint import CheckpointError, load_pretrained, save_pretrained
-from workbench.modules.finetune import HEAD_FOR_TASK, TASK_KINDS, FinetuneModule
+from workbench.modules.finetune import FinetuneModule
 from workbench.modules.lora import merge_lora
 from workbench.modules.optim import OptimConfig
 from workbench.modules.pretrain import PretrainModule

@@ -15,29 +15,16 @@ import torch
 from torch import nn
 
 from workbench.config import ConfigError
+from workbench.heads import CLASSIFICATION_KINDS, head_for_task
 from workbench.modules.metrics import TaskMetrics, scalars
 from workbench.modules.optim import OptimConfig
-from workbench.modules.strategies import (
-    GradualUnfreeze,
-    Strategy,
-    WarmupCosineSchedule,
-    apply_strategy,
-    optimizer_groups,
-    unique_parameters,
-)
+from workbench.modules.strategies import Strategy, WarmupCosineSchedule, optimizer_groups, unique_parameters
+from workbench.modules.training import ClipsGlobalNorm
 
-# The head kind each task kind needs (heads are named by what they compute, tasks by what they ask).
-HEAD_FOR_TASK = {
-    "sequence_classification": "sequence_classification",
-    "token_classification": "token_classification",
-    "regression": "regression",
-    "causal_lm": "lm",
-}
-TASK_KINDS = tuple(HEAD_FOR_TASK)
-CLASSIFICATION = ("sequence_classification", "token_classification")
+SPLIT_OF_STAGE = {"val": "validation", "test": "test"}  # metric prefix -> the split it evaluates
 
 
-class FinetuneModule(L.LightningModule):
+class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
     def __init__(
         self,
         backbone: nn.Module,
@@ -54,7 +41,7 @@ class FinetuneModule(L.LightningModule):
         check_task(task_kind, head, label_names)
         self.strategy, self.optim, self.task_kind, self.label_names = strategy, optim, task_kind, label_names
         self.backbone, self.head = backbone, head
-        apply_strategy(backbone, head, strategy)
+        strategy.apply(backbone, head)
         self.train(self.training)  # settle the base's mode now: Lightning only re-applies modes around evaluation
         num_classes = getattr(head, "num_classes", None)
         self.val_metrics = TaskMetrics(task_kind, num_classes, label_names)
@@ -70,9 +57,9 @@ class FinetuneModule(L.LightningModule):
         return self.head(self.backbone(input_ids, attention_mask), attention_mask)
 
     def train(self, mode: bool = True) -> "FinetuneModule":
-        """Lightning switches the module to train mode every epoch; a linear probe's base stays in eval (no dropout)."""
+        """Lightning switches the module to train mode every epoch; a frozen base (linear probe) stays in eval."""
         super().train(mode)
-        if getattr(self, "strategy", None) is not None and self.strategy.name == "linear_probe":
+        if getattr(self, "strategy", None) is not None and self.strategy.base_in_eval:
             self.backbone.eval()
         return self
 
@@ -86,25 +73,13 @@ class FinetuneModule(L.LightningModule):
 
     def strategy_callbacks(self) -> list[L.Callback]:
         """Callbacks the Trainer needs for this strategy (gradual unfreezing is one)."""
-        if self.strategy.name != "gradual_unfreeze":
-            return []
-        return [
-            GradualUnfreeze(
-                self.strategy.unfreeze_every,
-                self.optim.learning_rate,
-                self.optim.weight_decay,
-                self.strategy.layer_lr_decay,
-            )
-        ]
+        return self.strategy.callbacks(self.optim)
 
     # -- steps ------------------------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self.strategy.name == "gradual_unfreeze":
-            if not any(isinstance(c, GradualUnfreeze) for c in self.trainer.callbacks):
-                raise ConfigError(
-                    "strategy gradual_unfreeze needs its callback: pass callbacks=module.strategy_callbacks() to the Trainer"
-                )
+        if stage == "fit":
+            self.strategy.check_callbacks(self.trainer.callbacks)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         predictions = self(batch["input_ids"], batch["attention_mask"])
@@ -154,16 +129,19 @@ class FinetuneModule(L.LightningModule):
 
     def final_metrics(self) -> dict[str, Any]:
         """The latest validation and test results, flat and JSON-ready: val_accuracy, test_confusion_matrix, ..."""
-        return {f"{stage}_{name}": value for stage, values in self.last_metrics.items() for name, value in values.items()}
+        return {
+            f"{stage}_{name}": value for stage, values in self.last_metrics.items() for name, value in values.items()
+        }
+
+    def details(self) -> dict[str, dict[str, Any]]:
+        """The latest results by split, unprefixed and JSON-ready: {"validation": {...}, "test": {...}}.
+
+        Each split holds only its own entries (loss, accuracy, confusion_matrix,
+        per_class_f1, ...); a split not evaluated yet is left out.
+        """
+        return {SPLIT_OF_STAGE[stage]: dict(values) for stage, values in self.last_metrics.items()}
 
     # -- optimisation -----------------------------------------------------------------------------------------
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip by global norm directly (as PretrainModule does): Lightning refuses fused AdamW under bf16-mixed."""
-        if gradient_clip_val:
-            params = [p for p in self.parameters() if p.requires_grad]
-            norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
-            self.log("grad_norm", norm, on_step=True, on_epoch=False)
 
     def optimizer_groups(self) -> list[dict]:
         return optimizer_groups(
@@ -183,17 +161,15 @@ class FinetuneModule(L.LightningModule):
 
 def check_task(task_kind: str, head: nn.Module, label_names: list[str] | None) -> None:
     """The task, the head and the labels must agree before anything is built."""
-    if task_kind not in HEAD_FOR_TASK:
-        raise ConfigError(f"unknown task kind {task_kind!r}; valid kinds are: {', '.join(TASK_KINDS)}")
+    needed = head_for_task(task_kind)  # an unknown kind fails here, naming the valid ones
     head_kind = getattr(head, "kind", None)
-    if head_kind != HEAD_FOR_TASK[task_kind]:
-        raise ConfigError(
-            f"task kind {task_kind!r} needs a {HEAD_FOR_TASK[task_kind]!r} head, got {head_kind or type(head).__name__!r}"
-        )
-    if task_kind in CLASSIFICATION:
+    if head_kind != needed:
+        raise ConfigError(f"task kind {task_kind!r} needs a {needed!r} head, got {head_kind or type(head).__name__!r}")
+    if task_kind in CLASSIFICATION_KINDS:
         if label_names is not None and len(label_names) != head.num_classes:
             raise ConfigError(
-                f"the head predicts {head.num_classes} classes but there are {len(label_names)} label names: {label_names}"
+                f"the head predicts {head.num_classes} classes "
+                f"but there are {len(label_names)} label names: {label_names}"
             )
     elif label_names is not None:
         raise ConfigError(f"label_names apply to classification only; task kind {task_kind!r} got {label_names}")

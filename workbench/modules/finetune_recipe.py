@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -18,25 +17,26 @@ import lightning as L
 
 from workbench.data.finetune_datamodule import FinetuneDataModule
 from workbench.data.tasks import TaskData, load_task
-from workbench.heads import build_head
-from workbench.modules.bases import Base, load_base
+from workbench.heads import HEAD_FOR_TASK, build_head
+from workbench.modules.base_model import LoadedBase, load_base
 from workbench.modules.finetune import FinetuneModule
+from workbench.modules.finetune_settings import FinetuneSettings
 from workbench.modules.optim import OptimConfig
-from workbench.modules.finetune_settings import DEFAULT_HEADS, FinetuneSettings
-from workbench.modules.training import quiet_lightning
 from workbench.modules.recorder import TrainingRecorder
+from workbench.modules.training import make_trainer, quiet_lightning
+
 
 @dataclass
 class FinetuneOutcome:
     """Everything a notebook shows or saves after fine-tuning."""
 
     module: FinetuneModule
-    base: Base
+    base: LoadedBase
     task: TaskData
     datamodule: FinetuneDataModule
     history: list[dict[str, float]]
     metrics: dict[str, Any]  # deterministic for a seed
-    details: dict[str, Any]  # non-scalar results: confusion matrix, per-class F1
+    details: dict[str, Any]  # per split ("validation", "test"), unprefixed: confusion_matrix, per_class_f1, ...
     compute: dict[str, Any]
     data: dict[str, Any]
 
@@ -51,13 +51,12 @@ def finetune(
     if isinstance(settings, dict):
         settings = FinetuneSettings.from_dict(settings)
     started = time.perf_counter()
-    quiet_lightning()
-    if settings.strategy == "linear_probe":  # the frozen base is in eval mode on purpose
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    strategy = settings.strategy_value()
+    quiet_lightning(modules_in_eval=strategy.base_in_eval)  # a frozen base is in eval mode on purpose
     L.seed_everything(settings.seed, workers=True, verbose=False)
     task = load_task(settings.task, **settings.task_options())
     base = load_base(settings.base, max_length=settings.max_length, seed=settings.seed)
-    head_kind = settings.head or DEFAULT_HEADS[task.kind]
+    head_kind = settings.head or HEAD_FOR_TASK[task.kind]
     num_labels = len(task.label_names) if task.label_names else None
     head = build_head(
         head_kind, base.backbone.hidden_size, num_labels=num_labels,
@@ -69,8 +68,7 @@ def finetune(
         learning_rate=settings.learning_rate, warmup_steps=int(settings.warmup_fraction * steps),
         max_steps=max(1, steps), weight_decay=settings.weight_decay, min_lr_ratio=0.0,
     )
-    module = FinetuneModule(base.backbone, head, settings.strategy_value(), optim, task.kind,
-                            label_names=task.label_names)
+    module = FinetuneModule(base.backbone, head, strategy, optim, task.kind, label_names=task.label_names)
     counts = module.parameter_counts()
     if printer:
         printer(
@@ -79,16 +77,14 @@ def finetune(
             f"{counts['total'] / 1e6:.2f}M parameters, {settings.strategy} trains "
             f"{counts['trainable']:,} ({100 * counts['trainable'] / counts['total']:.2f}%)"
         )
-    recorder = TrainingRecorder(settings.batch_size, every_n_steps=max(1, steps // 100), printer=printer)
-    trainer = L.Trainer(
-        accelerator="auto", devices=1, precision=settings.precision, max_epochs=settings.max_epochs,
-        gradient_clip_val=settings.grad_clip or None, num_sanity_val_steps=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[recorder, *module.strategy_callbacks(), *callbacks],
+    # Padded batches of examples: the recorder counts examples and real (attention-mask) tokens itself.
+    recorder = TrainingRecorder(None, every_n_steps=max(1, steps // 100), printer=printer)
+    trainer = make_trainer(
+        precision=settings.precision, callbacks=[recorder, *module.strategy_callbacks(), *callbacks],
+        grad_clip=settings.grad_clip, max_epochs=settings.max_epochs,
     )
     trainer.fit(module, datamodule=datamodule)
     validation = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    validation_details = module.final_metrics()
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     metrics = {
         **{k: float(v) for k, v in sorted(validation.items())},
@@ -103,5 +99,5 @@ def finetune(
     compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
     data = {"task": task.describe(), "base": base.description, "text_encoder": base.text_encoder.describe(),
             "settings": asdict(settings)}
-    details = {"validation": validation_details, "test": module.final_metrics()}
+    details = module.details()  # {"validation": {...}, "test": {...}}, each split's own entries, unprefixed
     return FinetuneOutcome(module, base, task, datamodule, recorder.history, metrics, details, compute, data)

@@ -15,22 +15,29 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import safetensors.torch
 
+from workbench.data.tasks import TaskData
 from workbench.data.text_encoders import TextEncoder
 from workbench.files import atomic_write
-from workbench.heads import build_head
-from workbench.modules.bases import load_base
+from workbench.heads import HEAD_FOR_TASK, build_head
+from workbench.modules.base_model import LoadedBase, load_base
 from workbench.modules.checkpoint import WEIGHTS, CheckpointError, load_weights
 from workbench.modules.finetune import FinetuneModule
 from workbench.modules.lora import merge_lora
 
-if TYPE_CHECKING:
-    from workbench.modules.finetune_recipe import FinetuneOutcome
-
 FINETUNED_DIR, RECORD = "finetuned", "finetuned.json"
+
+
+class FinetunedRun(Protocol):
+    """What saving needs from a fine-tuning run (the recipe's FinetuneOutcome is one); the format knows no recipe."""
+
+    module: FinetuneModule
+    base: LoadedBase
+    task: TaskData
+    data: dict[str, Any]  # holds "settings", the run's FinetuneSettings as a dict
 
 
 @dataclass
@@ -44,7 +51,7 @@ class Finetuned:
     settings: dict[str, Any]
 
 
-def save_finetuned(directory: str | Path, outcome: "FinetuneOutcome") -> Path:
+def save_finetuned(directory: str | Path, outcome: FinetunedRun) -> Path:
     """Write the fine-tuned weights (LoRA merged) and their rebuild record into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -55,7 +62,7 @@ def save_finetuned(directory: str | Path, outcome: "FinetuneOutcome") -> Path:
         "head": {
             "kind": type(module.head).__name__,
             "build": {
-                "kind": settings["head"] or _default_head(outcome.task.kind),
+                "kind": settings["head"] or HEAD_FOR_TASK[outcome.task.kind],
                 "hidden_size": outcome.base.backbone.hidden_size,
                 "num_labels": len(outcome.task.label_names) if outcome.task.label_names else None,
                 "pooling": settings["pooling"] or outcome.base.backbone.default_pooling,
@@ -89,8 +96,3 @@ def load_finetuned(path: str | Path, *, device: str = "cpu") -> Finetuned:
     load_weights(module, directory / WEIGHTS, device=device)
     return Finetuned(module.to(device).eval(), base.text_encoder, task_kind, record["label_names"], settings)
 
-
-def _default_head(task_kind: str) -> str:
-    from workbench.modules.finetune_settings import DEFAULT_HEADS
-
-    return DEFAULT_HEADS[task_kind]

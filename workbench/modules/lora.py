@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 from torch import nn
 
 from workbench.config import ConfigError
-
-if TYPE_CHECKING:
-    from workbench.modules.strategies import Strategy
 
 ADAPTER_MARK = "lora_"  # peft's prefix for adapter parameters (lora_A, lora_B, ...)
 
@@ -67,24 +63,21 @@ def _refuse_tied(model: nn.Module, selected: list[str]) -> None:
     modules = dict(model.named_modules())
     for name in selected:
         if len(owners[id(modules[name].weight)]) > 1:
-            raise ConfigError(f"LoRA target {name!r} shares its weight with another layer (tied embeddings); leave it out")
+            raise ConfigError(
+                f"LoRA target {name!r} shares its weight with another layer (tied embeddings); leave it out"
+            )
 
 
-def add_lora(backbone: nn.Module, strategy: "Strategy") -> list[str]:
-    """Inject adapters into `backbone` in place; freeze everything but the adapters. Returns the adapted names."""
-    targets = list(strategy.lora_targets or backbone.lora_targets())
-    selected = check_targets(backbone, targets)
+def add_lora(model: nn.Module, *, rank: int, alpha: float, dropout: float, targets: list[str]) -> list[str]:
+    """Inject rank-`rank` adapters (scaled alpha / rank) on the linear layers `targets` select, in place,
+    and freeze everything but the adapters. Returns the adapted module names."""
+    targets = list(targets)
+    selected = check_targets(model, targets)
     from peft import LoraConfig, inject_adapter_in_model  # imports transformers: pay for it only when used
 
-    config = LoraConfig(
-        r=strategy.lora_rank,
-        lora_alpha=strategy.lora_alpha,
-        lora_dropout=strategy.lora_dropout,
-        target_modules=targets,
-        bias="none",
-    )
-    inject_adapter_in_model(config, backbone)
-    for name, param in backbone.named_parameters():
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
+    inject_adapter_in_model(config, model)
+    for name, param in model.named_parameters():
         param.requires_grad_(ADAPTER_MARK in name)
     return selected
 

@@ -18,15 +18,13 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.regression import MeanSquaredError, R2Score
 
 from workbench.config import ConfigError
-
-IGNORE_INDEX = -100
-METRIC_KINDS = ("sequence_classification", "token_classification", "regression", "causal_lm")
+from workbench.heads import CLASSIFICATION_KINDS, IGNORE_INDEX, TASK_KINDS
 
 
 def metric_collection(task_kind: str, num_classes: int | None = None) -> MetricCollection:
-    if task_kind not in METRIC_KINDS:
-        raise ConfigError(f"unknown task kind {task_kind!r}; valid kinds are: {', '.join(METRIC_KINDS)}")
-    if task_kind in ("sequence_classification", "token_classification"):
+    if task_kind not in TASK_KINDS:
+        raise ConfigError(f"unknown task kind {task_kind!r}; valid kinds are: {', '.join(TASK_KINDS)}")
+    if task_kind in CLASSIFICATION_KINDS:
         if not num_classes or num_classes < 2:
             raise ConfigError(f"{task_kind} metrics need num_classes >= 2, got {num_classes!r}")
         metrics = {
@@ -67,7 +65,8 @@ class TaskMetrics(nn.Module):
             return
         self.loss.update(loss.detach().float(), weight=weight)
         if self.task_kind != "causal_lm":
-            self.metrics.update(predictions.detach().float(), labels.float() if self.task_kind == "regression" else labels)
+            targets = labels.float() if self.task_kind == "regression" else labels
+            self.metrics.update(predictions.detach().float(), targets)
 
     def compute(self) -> dict[str, Any]:
         """Scalars as floats, the confusion matrix as a list of rows (true label), per-class F1 by label name."""
@@ -85,7 +84,7 @@ class TaskMetrics(nn.Module):
             if name == "confusion_matrix":
                 values[name] = value.long().tolist()
             elif name == "per_class_f1":
-                values[name] = dict(zip(self.label_names, value.tolist()))
+                values[name] = dict(zip(self.label_names, value.tolist(), strict=True))
             else:
                 values[name] = float(value)
         return values

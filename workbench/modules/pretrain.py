@@ -1,8 +1,9 @@
 """Causal-LM pretraining as a LightningModule.
 
-The module owns the objective and the optimiser; the Trainer owns the loop,
-gradient clipping and precision. Validation reports loss, perplexity and bits
-per byte, the last being comparable across tokenizers.
+The module owns the objective and the optimiser; the Trainer owns the loop and
+precision; gradients are clipped by global norm (training.ClipsGlobalNorm).
+Validation reports loss, perplexity and bits per byte, the last being
+comparable across tokenizers.
 
 Two speed options, both off by default because neither pays everywhere
 (`python -m benchmarks` measures them): `compile` runs the decoder through
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from workbench.models import Decoder, DecoderConfig
 from workbench.modules.optim import OptimConfig, adamw, warmup_cosine
+from workbench.modules.training import ClipsGlobalNorm
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -31,7 +33,7 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 
-class PretrainModule(L.LightningModule):
+class PretrainModule(ClipsGlobalNorm, L.LightningModule):
     def __init__(
         self,
         model_config: DecoderConfig | dict[str, Any],
@@ -68,7 +70,7 @@ class PretrainModule(L.LightningModule):
         self._val_count = 0
         self.log_every_n_steps = max(1, log_every_n_steps)
 
-    def _logs_this_step(self) -> bool:
+    def logs_step_metrics(self) -> bool:
         """Whether this batch logs train_loss and grad_norm.
 
         Each `self.log` call costs Lightning's result bookkeeping about a
@@ -84,7 +86,7 @@ class PretrainModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = lm_loss(self.model(x).logits, y)
-        if self._logs_this_step():
+        if self.logs_step_metrics():
             self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
@@ -106,18 +108,6 @@ class PretrainModule(L.LightningModule):
         self.log("val_ppl", val_loss.exp())
         if self.bytes_per_token:
             self.log("val_bpb", val_loss / (math.log(2) * self.bytes_per_token))
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip by global norm directly, and log the norm.
-
-        Lightning refuses to clip a fused optimiser under any mixed-precision
-        plugin, because fp16's loss scaler would have to unscale first. bf16 has
-        no scaler (and fp16 is not offered), so the gradients here are true ones.
-        """
-        if gradient_clip_val:
-            norm = torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
-            if self._logs_this_step():
-                self.log("grad_norm", norm, on_step=True, on_epoch=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = adamw(self.model, self.optim)

@@ -19,10 +19,11 @@ from workbench.data.compression import zlib_bits_per_byte
 from workbench.data.tokenizers import Tokenizer
 from workbench.models import Decoder
 from workbench.modules.pretrain import PretrainModule
-from workbench.modules.recorder import TrainingRecorder
 from workbench.modules.pretrain_settings import PretrainSettings
-from workbench.modules.training import quiet_lightning
+from workbench.modules.recorder import TrainingRecorder
+from workbench.modules.training import make_trainer, quiet_lightning
 from workbench.modules.training_state import TrainingState, resumable_state
+
 
 @dataclass
 class PretrainOutcome:
@@ -55,28 +56,17 @@ def make_datamodule(settings: PretrainSettings) -> PretrainDataModule:
 
 
 def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
-    options = dict(
-        accelerator="auto",
-        devices=1,
-        precision=settings.precision,
+    """Pretraining counts optimizer steps and evaluates every `eval_every` of them, on a few batches."""
+    loop = dict(
         max_steps=settings.max_steps,
         accumulate_grad_batches=settings.accumulate_grad_batches,
-        gradient_clip_val=settings.grad_clip or None,
         val_check_interval=settings.eval_every,
         check_val_every_n_epoch=None,
         limit_val_batches=settings.eval_batches,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        # CPU kernels are deterministic for a fixed thread count; torch.use_deterministic_algorithms
-        # would swap fused attention for a path ~9x slower at block 256 (measured), so it stays off.
-        deterministic=False,
-        callbacks=callbacks,
     )
-    options.update(overrides)
-    return L.Trainer(**options)
+    return make_trainer(
+        precision=settings.precision, callbacks=callbacks, grad_clip=settings.grad_clip, **{**loop, **overrides}
+    )
 
 
 def pretrain(

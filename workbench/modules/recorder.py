@@ -19,17 +19,30 @@ def _scalar(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
+def real_tokens(batch: Any) -> torch.Tensor:
+    """The non-padding tokens of a fine-tuning batch: the attention mask's ones (every id when there is none)."""
+    mask = batch.get("attention_mask")
+    return mask.sum() if mask is not None else torch.tensor(batch["input_ids"].numel())
+
+
 class TrainingRecorder(L.Callback):
     """Keeps `history` (one row per logged step or evaluation) and the time spent training.
 
-    `tokens_per_step` turns optimizer steps into tokens (batch x block x accumulated batches)
-    so curves can be drawn against data seen; `train_steps` counts optimizer steps.
-    Reading a logged tensor syncs with the device, so train rows are taken every
-    `every_n_steps`, not every step.
+    Two ways to count data seen, so curves can be drawn against it:
+    - `tokens_per_step` given (pretraining): packed blocks, every token real, so
+      optimizer steps x (batch x block x accumulated batches) is exact.
+    - `tokens_per_step=None` (fine-tuning): padded batches of examples, so each
+      batch's examples and its attention mask's real tokens are counted as fed.
+    `train_steps` counts optimizer steps. Reading a logged tensor syncs with the
+    device, so train rows are taken every `every_n_steps`, not every step, and
+    real tokens are summed on the device until a row or the record reads them.
     """
 
-    def __init__(self, tokens_per_step: int, every_n_steps: int = 10, printer=None) -> None:
+    def __init__(self, tokens_per_step: int | None, every_n_steps: int = 10, printer=None) -> None:
         self.tokens_per_step = tokens_per_step
+        self.counts_batches = tokens_per_step is None
+        self.examples_seen = 0
+        self._real_tokens: torch.Tensor | int = 0  # a device tensor once batches arrive
         self.every_n_steps = max(1, every_n_steps)
         self.printer = printer
         self.history: list[dict[str, float]] = []
@@ -45,12 +58,17 @@ class TrainingRecorder(L.Callback):
     def wall_seconds(self) -> float:
         return time.perf_counter() - self._fit_start
 
+    @property
+    def tokens_seen(self) -> int:
+        """Real tokens fed to training so far (packed: steps x tokens per step; padded: counted)."""
+        return int(self._real_tokens) if self.counts_batches else self.train_steps * self.tokens_per_step
+
     def _row(self, trainer: L.Trainer, keys: tuple[str, ...]) -> dict[str, float]:
-        row = {
-            "step": trainer.global_step,
-            "tokens": trainer.global_step * self.tokens_per_step,
-            "time_s": round(self.wall_seconds, 4),
-        }
+        tokens = int(self._real_tokens) if self.counts_batches else trainer.global_step * self.tokens_per_step
+        row = {"step": trainer.global_step, "tokens": tokens}
+        if self.counts_batches:
+            row["examples"] = self.examples_seen
+        row["time_s"] = round(self.wall_seconds, 4)
         for key in keys:
             if key in trainer.callback_metrics:
                 row[key] = _scalar(trainer.callback_metrics[key])
@@ -61,13 +79,16 @@ class TrainingRecorder(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """Saved with the training state: a resumed run's curves and totals cover the whole run."""
-        return {
+        state = {
             "history": json.dumps(self.history),
             "train_seconds": self.train_seconds,
             "train_steps": self.train_steps,
             "wall_seconds": self.wall_seconds,
             "resumed_at_steps": list(self.resumed_at_steps),
         }
+        if self.counts_batches:
+            state.update(examples_seen=self.examples_seen, real_tokens=int(self._real_tokens))
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = json.loads(state_dict["history"])
@@ -75,6 +96,9 @@ class TrainingRecorder(L.Callback):
         self.train_steps = state_dict["train_steps"]
         self._seconds_before = state_dict["wall_seconds"]
         self.resumed_at_steps = [*state_dict["resumed_at_steps"], self.train_steps]
+        if self.counts_batches:
+            self.examples_seen = state_dict.get("examples_seen", 0)
+            self._real_tokens = state_dict.get("real_tokens", 0)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._batch_start = time.perf_counter()
@@ -84,6 +108,9 @@ class TrainingRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.train_seconds += time.perf_counter() - self._batch_start
+        if self.counts_batches:  # every batch is fed, also one that only accumulates gradients
+            self.examples_seen += len(batch["input_ids"])
+            self._real_tokens = self._real_tokens + real_tokens(batch).detach()
         step = trainer.global_step
         if step == self._last_step:  # with gradient accumulation: a batch that only added to the gradients
             return
@@ -105,11 +132,21 @@ class TrainingRecorder(L.Callback):
 
     def compute_record(self, *, started: float, device: str, precision: str) -> dict[str, Any]:
         """Throughput over the time spent inside training steps (evaluation excluded), and the
-        whole wall time since `started` (a `time.perf_counter()` taken before data loading)."""
-        tokens = self.train_steps * self.tokens_per_step
+        whole wall time since `started` (a `time.perf_counter()` taken before data loading).
+
+        Tokens are real ones: with padded batches, `train_tokens` and `tokens_per_s`
+        count only the attention mask's tokens, beside `train_examples_seen` and `examples_per_s`.
+        """
+        tokens = self.tokens_seen
         seconds = max(self.train_seconds, 1e-9)
+        examples = (
+            {"train_examples_seen": self.examples_seen, "examples_per_s": round(self.examples_seen / seconds, 1)}
+            if self.counts_batches
+            else {}
+        )
         return {
             "train_steps": self.train_steps,
+            **examples,
             "train_tokens": tokens,
             "train_time_s": round(self.train_seconds, 3),
             "tokens_per_s": round(tokens / seconds, 1),

@@ -15,13 +15,17 @@ a Lightning callback (freezing as a callback, after Lightning's
 `layer_lr_decay` combines with any of them: layer group i of n gets
 lr * decay ** (n - 1 - i), the head the full lr, because lower layers hold
 the general features that fine-tuning should disturb least.
+
+`BEHAVIOURS` is the one table of what each name does; everything outside this
+file asks the `Strategy` value (`apply`, `base_in_eval`, `callbacks`) rather
+than comparing its name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import lightning as L
 import torch
@@ -30,8 +34,6 @@ from torch import nn
 
 from workbench.config import ConfigError, from_dict
 from workbench.modules.optim import OptimConfig, warmup_cosine
-
-STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ class Strategy:
         if self.lora_targets is not None and (
             not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets)
         ):
-            raise ConfigError(f"lora_targets must be a non-empty list of module names (or None), got {self.lora_targets!r}")
+            raise ConfigError(
+                f"lora_targets must be a non-empty list of module names (or None), got {self.lora_targets!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Strategy":
@@ -70,6 +74,33 @@ class Strategy:
         values = dataclasses.asdict(self)
         values["lora_targets"] = list(self.lora_targets) if self.lora_targets is not None else None
         return values
+
+    @property
+    def behaviour(self) -> "Behaviour":
+        return BEHAVIOURS[self.name]
+
+    @property
+    def base_in_eval(self) -> bool:
+        """Whether the base stays in eval mode (no dropout) while the head trains."""
+        return self.behaviour.base_in_eval
+
+    def apply(self, backbone: nn.Module, head: nn.Module) -> None:
+        """Set what trains before the optimiser is built (LoRA adds its adapters here)."""
+        set_trainable(unique_parameters(head), True)
+        self.behaviour.prepare(backbone, head, self)
+
+    def callbacks(self, optim: OptimConfig) -> list[L.Callback]:
+        """The Trainer callbacks this strategy needs (gradual unfreezing is one)."""
+        return self.behaviour.callbacks(self, optim) if self.behaviour.callbacks else []
+
+    def check_callbacks(self, callbacks: list[L.Callback]) -> None:
+        """Fail before training when the Trainer lacks a callback the strategy needs."""
+        needed = self.behaviour.needs_callback
+        if needed is not None and not any(isinstance(c, needed) for c in callbacks):
+            raise ConfigError(
+                f"strategy {self.name} needs its callback ({needed.__name__}): "
+                "pass callbacks=module.strategy_callbacks() to the Trainer"
+            )
 
 
 def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
@@ -121,7 +152,7 @@ def optimizer_groups(
     per_layer = layer_group_parameters(backbone)
     lrs = layer_learning_rates(len(per_layer), learning_rate, layer_lr_decay)
     groups = []
-    for index, (params, lr) in enumerate(zip(per_layer, lrs)):
+    for index, (params, lr) in enumerate(zip(per_layer, lrs, strict=True)):
         groups += decay_split(params, lr, weight_decay, layer_group_name(index, len(per_layer)))
     in_backbone = {id(p) for p in backbone.parameters()}
     head_params = [p for p in unique_parameters(head) if id(p) not in in_backbone]
@@ -142,27 +173,34 @@ def set_trainable(params: list[nn.Parameter], trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-def apply_strategy(backbone: nn.Module, head: nn.Module, strategy: Strategy) -> None:
-    """Set what trains before the optimiser is built (LoRA adds its adapters here)."""
-    set_trainable(unique_parameters(head), True)
-    if strategy.name == "full":
-        set_trainable(unique_parameters(backbone), True)
-    elif strategy.name == "linear_probe":
-        if not has_own_weights(head):
-            raise ConfigError(
-                f"linear_probe trains only the head, and the {getattr(head, 'kind', type(head).__name__)} head has "
-                "no weights of its own; use full, gradual_unfreeze or lora"
-            )
-        set_trainable(unique_parameters(backbone), False)
-    elif strategy.name == "gradual_unfreeze":
-        freeze_for_gradual_unfreeze(backbone, head)
-    else:
-        from workbench.modules.lora import add_lora
-
-        add_lora(backbone, strategy)
+def train_everything(backbone: nn.Module, head: nn.Module, strategy: Strategy) -> None:
+    set_trainable(unique_parameters(backbone), True)
 
 
-def freeze_for_gradual_unfreeze(backbone: nn.Module, head: nn.Module) -> None:
+def freeze_base(backbone: nn.Module, head: nn.Module, strategy: Strategy) -> None:
+    """Linear probe: only the head trains, so a head without weights of its own is refused."""
+    if not has_own_weights(head):
+        raise ConfigError(
+            f"{strategy.name} trains only the head, and the {getattr(head, 'kind', type(head).__name__)} head has "
+            "no weights of its own; use full, gradual_unfreeze or lora"
+        )
+    set_trainable(unique_parameters(backbone), False)
+
+
+def add_adapters(backbone: nn.Module, head: nn.Module, strategy: Strategy) -> None:
+    from workbench.modules.lora import add_lora
+
+    add_lora(
+        backbone,
+        rank=strategy.lora_rank,
+        alpha=strategy.lora_alpha,
+        dropout=strategy.lora_dropout,
+        targets=list(strategy.lora_targets or backbone.lora_targets()),
+    )
+
+
+def freeze_for_gradual_unfreeze(backbone: nn.Module, head: nn.Module, strategy: Strategy | None = None) -> None:
+    """Everything below the groups that start unfrozen (none, or the top one for a weightless head) is frozen."""
     groups = layer_group_parameters(backbone)
     keep = initially_unfrozen_groups(head)
     for index, params in enumerate(groups):
@@ -245,3 +283,56 @@ class GradualUnfreeze(BaseFinetuning):
             if config.scheduler.optimizer is optimizer and hasattr(config.scheduler, "multiplier"):
                 return config.scheduler.multiplier()
         return 1.0
+
+
+def gradual_unfreeze_callbacks(strategy: Strategy, optim: OptimConfig) -> list[L.Callback]:
+    return [GradualUnfreeze(strategy.unfreeze_every, optim.learning_rate, optim.weight_decay, strategy.layer_lr_decay)]
+
+
+def lora_settings(values: Mapping[str, Any]) -> list[str]:
+    return [f"rank {values.get('lora_rank')}, alpha {values.get('lora_alpha')}"]
+
+
+def unfreeze_schedule(values: Mapping[str, Any]) -> list[str]:
+    return [f"one more layer every {values.get('unfreeze_every')} epochs"]
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What a strategy does: which weights train (`prepare`), what the Trainer needs, the base's mode."""
+
+    prepare: Callable[[nn.Module, nn.Module, Strategy], None]  # (backbone, head, strategy): set requires_grad
+    base_in_eval: bool = False  # the base stays in eval mode (no dropout) through training
+    callbacks: Callable[[Strategy, OptimConfig], list[L.Callback]] | None = None
+    needs_callback: type[L.Callback] | None = None  # fitting without it is refused
+    settings_phrase: Callable[[Mapping[str, Any]], list[str]] | None = None  # the settings a reader needs to know
+
+
+BEHAVIOURS: dict[str, Behaviour] = {
+    "full": Behaviour(train_everything),
+    "linear_probe": Behaviour(freeze_base, base_in_eval=True),
+    "gradual_unfreeze": Behaviour(
+        freeze_for_gradual_unfreeze,
+        callbacks=gradual_unfreeze_callbacks,
+        needs_callback=GradualUnfreeze,
+        settings_phrase=unfreeze_schedule,
+    ),
+    "lora": Behaviour(add_adapters, settings_phrase=lora_settings),
+}
+STRATEGIES = tuple(BEHAVIOURS)
+
+
+def strategy_phrase(values: Mapping[str, Any]) -> str | None:
+    """A strategy as a model card states it, from recorded settings: "`lora` (rank 8, alpha 16.0)".
+
+    Reads plain values (a run's parameters, `Strategy.to_dict()` with "name"), so a
+    record with a missing or unknown strategy still reads; None when none is named.
+    """
+    name = values.get("strategy", values.get("name"))
+    if name is None:
+        return None
+    behaviour = BEHAVIOURS.get(name)
+    extras = behaviour.settings_phrase(values) if behaviour and behaviour.settings_phrase else []
+    if values.get("layer_lr_decay") is not None:
+        extras.append(f"layer-wise lr decay {values['layer_lr_decay']}")
+    return f"`{name}`" + (f" ({'; '.join(extras)})" if extras else "")

@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from workbench.errors import RequestError
 from workbench.files import atomic_write
 from workbench.modules.checkpoint import CheckpointError
 
@@ -36,7 +37,7 @@ class TrainingState(L.Callback):
 
     def __init__(self, folder: str | os.PathLike, every_n_steps: int, identity: dict[str, Any]) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be at least 1, got {every_n_steps}")
+            raise RequestError(f"every_n_steps must be at least 1, got {every_n_steps}")
         self.folder = Path(folder)
         self.every_n_steps = every_n_steps
         self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))

