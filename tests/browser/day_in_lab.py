@@ -12,6 +12,8 @@ from typing import Callable
 
 from browser_lab import ANYWIDGET_FAILURE, ROOT, LabPage, artifacts_folder, busy_while, git
 
+from workbench.runs.environment import git_state
+
 
 def plot_count(cell) -> int:
     return cell.locator(".js-plotly-plot .main-svg").count()
@@ -24,7 +26,10 @@ def wait_for_plots(lab: LabPage, minimum: int, timeout_ms: int = 60_000) -> None
 
 def assert_clean_tree(worktree: Path, when: str) -> None:
     status = git("status", "--porcelain", cwd=worktree)
-    assert status == "", f"git status after {when} is not clean (outputs or volatile metadata reached git):\n{status}"
+    assert status == "", (f"git status after {when} is not clean (outputs or volatile metadata reached git; "
+                          f"`make install` sets up the nbstripout filter):\n{status}")
+    # The run records' dirty flag reads the same tree, so it says clean too.
+    assert git_state(worktree)["dirty"] is False, f"environment.py calls the tree dirty after {when}"
 
 
 def researchers_day(lab: LabPage, worktree: Path, *, views: Callable[[LabPage, str, list], None],
