@@ -11,10 +11,23 @@ from workbench.data.text_encoders import WorkbenchTextEncoder
 from workbench.heads import build_head
 from workbench.models.backbone import DecoderBackbone
 from workbench.modules.finetune import FinetuneModule
-from workbench.probe.embeddings import (EmbeddingWidget, class_marker, embedding_figure, pca_projection,
-                                        pooled_hidden_states)
-from workbench.probe.head_views import (ConfusionExplorer, ExampleBrowser, TokenHeadBrowser, confusion_from_rows,
-                                        examples_in_cell, prediction_rows, token_head_html, token_predictions)
+from workbench.probe.embeddings import (
+    EmbeddingWidget,
+    class_marker,
+    embedding_figure,
+    pca_projection,
+    pooled_hidden_states,
+)
+from workbench.probe.head_views import (
+    ConfusionExplorer,
+    ExampleBrowser,
+    TokenHeadBrowser,
+    confusion_from_rows,
+    examples_in_cell,
+    prediction_rows,
+    token_head_html,
+    token_predictions,
+)
 
 LABELS = ["alpha", "beta", "gamma"]
 TEXTS = ["abc def", "x = 1", "print(a)", "b + c", "def f():", "zz", "a.b.c", "q, r"]
@@ -26,17 +39,19 @@ def module_for(tiny_model, kind):
     torch.manual_seed(1)
     backbone = DecoderBackbone(model)
     head = build_head(kind, backbone.hidden_size, num_labels=3, pooling="mean")
-    return FinetuneModule(backbone, head, None, None, kind, label_names=LABELS).eval(), WorkbenchTextEncoder(tokenizer, 32)
+    module = FinetuneModule(backbone, head, None, None, kind, label_names=LABELS).eval()
+    return module, WorkbenchTextEncoder(tokenizer, 32)
 
 
 def test_rows_are_the_module_probabilities_and_cells_partition_them(tiny_model):
     module, encoder = module_for(tiny_model, "sequence_classification")
     rows = prediction_rows(module, encoder, TEXTS, TRUTH, LABELS)
-    for row, text in zip(rows, TEXTS):
+    for row, text in zip(rows, TEXTS, strict=False):
         ids = torch.tensor([encoder.encode([text])[0].ids])
         expected = module(ids, torch.ones_like(ids)).softmax(-1)[0]
         assert row["probs"] == pytest.approx(expected.tolist(), rel=1e-4, abs=1e-6)
-        assert row["predicted"] == int(expected.argmax()) and row["confidence"] == pytest.approx(float(expected.max()), rel=1e-4)
+        assert row["predicted"] == int(expected.argmax())
+        assert row["confidence"] == pytest.approx(float(expected.max()), rel=1e-4)
     matrix = confusion_from_rows(rows, 3)
     assert sum(map(sum, matrix)) == len(TEXTS)
     for t in range(3):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from workbench.modules import pretrain
-from workbench.probe.curves import curve, loss_unit, training_figure
+from workbench.probe.curves import curve, history_series, loss_unit, training_figure
 from workbench.probe.live import LiveCurves
 
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -78,7 +78,10 @@ def test_every_read_draws_train_and_validation_metrics_and_writes_html(corpus_fi
 @pytest.mark.slow
 def test_reads_are_throttled_to_the_redraw_rate(corpus_file):
     ticks = iter(range(10**6))
-    clock = lambda: next(ticks) * 0.1  # each call 0.1 s later: at most 1 read a second means every 10th step
+
+    def clock():
+        return next(ticks) * 0.1  # each call 0.1 s later: at most 1 read a second means every 10th step
+
     live = LiveCurves(max_redraws_per_s=1.0, max_overhead=1.0, widget=False, display=False, clock=clock)
     quick(corpus_file, [live])
     steps = live.points["train_loss"][0]
@@ -97,7 +100,7 @@ def test_slow_redraws_are_spaced_out_to_keep_within_the_overhead_budget(corpus_f
     steps = live.points["train_loss"][0]
     # Each redraw buys >= 0.2 s of quiet (20 ms / 10%), so at most every other step of the 12 is read.
     assert 2 <= len(steps) <= 7 and steps[-1] == 12
-    assert all(b - a >= 2 for a, b in zip(steps[:-2], steps[1:-1]))
+    assert all(b - a >= 2 for a, b in zip(steps[:-2], steps[1:-1], strict=False))
 
 
 @pytest.mark.slow
@@ -168,6 +171,14 @@ def test_metrics_are_drawn_in_panels_by_unit_with_bounded_scores_on_a_linear_0_t
     assert loss_unit("token_classification") == "nats/labelled token" and loss_unit(None) == "nats/token"
     with pytest.raises(ValueError, match="kinds: causal_lm, sequence_classification"):
         loss_unit("tabular")
+
+
+def test_the_history_gives_every_metric_but_the_axes_and_counters():
+    rows = [{"step": 1, "tokens": 32, "examples": 32, "time_s": 0.1, "train_loss": 2.0, "lr": 1e-3},
+            {"step": 2, "tokens": 64, "examples": 64, "time_s": 0.2, "val_loss": 1.9, "val_accuracy": 0.5}]
+    assert history_series(rows) == {"train_loss": ([1], [2.0]), "lr": ([1], [1e-3]), "val_loss": ([2], [1.9]),
+                                    "val_accuracy": ([2], [0.5])}
+    assert history_series(rows, x="tokens")["val_loss"] == ([64], [1.9])
 
 
 @pytest.mark.slow

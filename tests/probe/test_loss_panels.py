@@ -33,7 +33,8 @@ def test_runs_of_different_tasks_are_drawn_in_separate_panels_named_by_unit():
         "token-type": "train_loss (nats/labelled token)"}
     # Without kinds, a history with a perplexity is a language model's; the others are kept apart from it.
     unknown = panels(overlay_curves(histories))
-    assert unknown["pretrain"] == "train_loss (nats/token)" and unknown["topic"] == unknown["token-type"] == "train_loss"
+    assert unknown["pretrain"] == "train_loss (nats/token)"
+    assert unknown["topic"] == unknown["token-type"] == "train_loss"
     # Metrics whose unit does not depend on the task share one axis.
     assert panels(overlay_curves(histories, metric="grad_norm", kinds=kinds)) == dict.fromkeys(histories, "grad_norm")
 

@@ -6,7 +6,12 @@ import torch
 
 from workbench.probe.attention import AttentionWidget, attention_figure, attention_grid_figure, attention_maps
 from workbench.probe.lens import LogitLensWidget, logit_lens, logit_lens_figure, next_token_distribution
-from workbench.probe.playground import GenerationPlayground, coloured_html, sample_with_probabilities, token_probabilities
+from workbench.probe.playground import (
+    GenerationPlayground,
+    coloured_html,
+    sample_with_probabilities,
+    token_probabilities,
+)
 
 PROMPT = "def add(a, b):"
 

@@ -47,11 +47,12 @@ def attention_grid_figure(maps: dict) -> go.Figure:
     """Every head of every layer in small: rows are layers, columns heads."""
     layers, heads = maps["weights"].shape[:2]
     figure = make_subplots(rows=layers, cols=heads, horizontal_spacing=0.02, vertical_spacing=0.03,
-                           subplot_titles=[f"L{l} H{h}" for l in range(layers) for h in range(heads)])
-    for l in range(layers):
+                           subplot_titles=[f"L{layer} H{h}" for layer in range(layers) for h in range(heads)])
+    for layer in range(layers):
         for h in range(heads):
-            figure.add_heatmap(z=maps["weights"][l, h], row=l + 1, col=h + 1, colorscale="Blues", zmin=0, zmax=1,
-                               showscale=False, hovertemplate=f"L{l} H{h}<br>query %{{y}} key %{{x}}<br>%{{z:.3f}}<extra></extra>")
+            figure.add_heatmap(z=maps["weights"][layer, h], row=layer + 1, col=h + 1, colorscale="Blues", zmin=0,
+                               zmax=1, showscale=False,
+                               hovertemplate=f"L{layer} H{h}<br>query %{{y}} key %{{x}}<br>%{{z:.3f}}<extra></extra>")
     figure.update_xaxes(showticklabels=False)
     figure.update_yaxes(showticklabels=False, autorange="reversed")
     figure.update_layout(title="all heads (rows: layers, columns: heads)", height=120 * layers + 80,
@@ -88,7 +89,7 @@ class AttentionWidget(widgets.VBox):
         self._redraw()
         new = attention_grid_figure(self.maps)
         with self.grid.batch_update():
-            for trace, fresh in zip(self.grid.data, new.data):
+            for trace, fresh in zip(self.grid.data, new.data, strict=False):
                 trace.z = fresh.z
 
     def _redraw(self, change=None) -> None:

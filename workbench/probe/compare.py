@@ -200,7 +200,7 @@ def _column(table, name: str, prefix: str) -> str:
 def _means_by_value(xs: list, ys: list[float]) -> list[tuple[object, float]]:
     """Mean of y at each distinct x (over seeds), in x order (numbers numerically, others as text)."""
     by_value: dict[object, list[float]] = {}
-    for x_value, y_value in zip(xs, ys):
+    for x_value, y_value in zip(xs, ys, strict=False):
         by_value.setdefault(x_value, []).append(y_value)
     order = sorted(by_value, key=lambda v: (0, v, "") if _is_number(v) else (1, 0, str(v)))
     return [(v, statistics.fmean(by_value[v])) for v in order]

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from workbench.errors import RequestError
 
 X_AXES = {"step": "step", "tokens": "tokens seen", "time_s": "wall time (s)"}
+COUNTERS = ("examples", "epoch")  # history columns that count progress, like the x axes: not curves to draw
 
 # What one unit of each task kind's loss averages over.
 LOSS_UNITS = {
@@ -85,13 +86,14 @@ def curve(history: Iterable[dict], metric: str, x: str = "step") -> tuple[list[f
 
 
 def history_series(history: Iterable[dict], x: str = "step") -> dict[str, tuple[list[float], list[float]]]:
-    """Every numeric column of the rows (besides the x axes) as (x, y) points, in the order first logged."""
+    """Every numeric column of the rows (besides the x axes and counters) as (x, y) points, in the order first
+    logged."""
     check_x(x)
     rows = list(history)
     names: dict[str, None] = {}
     for row in rows:
         for key, value in row.items():
-            if key not in X_AXES and _is_number(value):
+            if key not in X_AXES and key not in COUNTERS and _is_number(value):
                 names.setdefault(key)
     return {name: curve(rows, name, x) for name in names}
 

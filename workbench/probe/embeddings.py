@@ -105,7 +105,7 @@ class EmbeddingWidget(widgets.VBox):
         self.projection = self._project()
         new = embedding_figure(self.projection, self.texts, self.labels, self.label_names)
         with self.figure.batch_update():
-            for trace, fresh in zip(self.figure.data, new.data):
+            for trace, fresh in zip(self.figure.data, new.data, strict=False):
                 trace.x, trace.y = fresh.x, fresh.y
             self.figure.layout.xaxis.title.text = new.layout.xaxis.title.text
             self.figure.layout.yaxis.title.text = new.layout.yaxis.title.text

@@ -48,15 +48,17 @@ def class_probabilities(module, text_encoder, texts: Sequence[str], *, batch_siz
     return probabilities, encoded
 
 
-def prediction_rows(module, text_encoder, texts: Sequence[str], labels: Sequence[int], label_names: list[str]) -> list[dict]:
-    """One row per example of a sequence-classification task: text, true and predicted label, confidence, probabilities."""
+def prediction_rows(module, text_encoder, texts: Sequence[str], labels: Sequence[int],
+                    label_names: list[str]) -> list[dict]:
+    """One row per example of a sequence-classification task: text, true and predicted label, confidence,
+    probabilities."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     probabilities, _ = class_probabilities(module, text_encoder, texts)
     if probabilities and not isinstance(probabilities[0][0], float):
         raise ValueError("prediction_rows needs a sequence-classification head; use token_predictions for a token head")
     rows = []
-    for index, (text, label, probs) in enumerate(zip(texts, labels, probabilities)):
+    for index, (text, label, probs) in enumerate(zip(texts, labels, probabilities, strict=False)):
         predicted = max(range(len(probs)), key=probs.__getitem__)
         rows.append({"index": index, "text": text, "label": int(label), "label_name": label_names[int(label)],
                      "predicted": predicted, "predicted_name": label_names[predicted],
@@ -67,9 +69,11 @@ def prediction_rows(module, text_encoder, texts: Sequence[str], labels: Sequence
 def outcome_rows(outcome, split: str = "test") -> list[dict]:
     """`prediction_rows` for one split of a fine-tuning outcome (a sequence-classification task)."""
     if outcome.task.kind != "sequence_classification":
-        raise ValueError(f"the task {outcome.task.name!r} is {outcome.task.kind}; these rows need sequence_classification")
+        raise ValueError(
+            f"the task {outcome.task.name!r} is {outcome.task.kind}; these rows need sequence_classification")
     data = outcome.task.splits[split]
-    return prediction_rows(outcome.module, outcome.base.text_encoder, data["text"], data["label"], outcome.task.label_names)
+    return prediction_rows(outcome.module, outcome.base.text_encoder, data["text"], data["label"],
+                           outcome.task.label_names)
 
 
 def confusion_from_rows(rows: list[dict], num_classes: int) -> list[list[int]]:
@@ -117,7 +121,8 @@ def probabilities_figure(row: dict, label_names: list[str]) -> go.Figure:
 class ConfusionExplorer(widgets.VBox):
     """The confusion matrix as a FigureWidget; clicking a cell lists its examples with text and probability."""
 
-    def __init__(self, rows: list[dict], label_names: list[str], *, title: str = "confusion matrix (click a cell)") -> None:
+    def __init__(self, rows: list[dict], label_names: list[str], *,
+                 title: str = "confusion matrix (click a cell)") -> None:
         self.rows, self.label_names = rows, label_names
         self.matrix = confusion_from_rows(rows, len(label_names))
         self.figure = go.FigureWidget(confusion_matrix_figure(self.matrix, label_names, title=title))
@@ -150,8 +155,8 @@ class ExampleBrowser(widgets.VBox):
             raise ValueError("no examples to browse")
         self.rows, self.label_names = rows, label_names
         self.only = widgets.ToggleButtons(options=["all", "mistakes"], value="all", description="show", style=LABELS)
-        self.index = widgets.IntSlider(value=0, min=0, max=len(rows) - 1, description="example", continuous_update=False,
-                                       style=LABELS)
+        self.index = widgets.IntSlider(value=0, min=0, max=len(rows) - 1, description="example",
+                                       continuous_update=False, style=LABELS)
         self.text = widgets.HTML()
         self.figure = go.FigureWidget(probabilities_figure(rows[0], label_names))
         self.only.observe(self._filter, names="value")
@@ -179,7 +184,8 @@ class ExampleBrowser(widgets.VBox):
             self.figure.layout.title.text = new.layout.title.text
 
 
-def token_predictions(module, text_encoder, text: str, label_names: list[str], char_labels: Sequence[int] | None = None) -> list[dict]:
+def token_predictions(module, text_encoder, text: str, label_names: list[str],
+                      char_labels: Sequence[int] | None = None) -> list[dict]:
     """Each id of `text` under a token head: its characters, predicted label and confidence, and the true
     label when `char_labels` (one per character) are given."""
     probabilities, encoded = class_probabilities(module, text_encoder, [text])
@@ -188,7 +194,7 @@ def token_predictions(module, text_encoder, text: str, label_names: list[str], c
         raise ValueError("token_predictions needs a token-classification head")
     truth = token_labels(item, char_labels).tolist() if char_labels is not None else [IGNORE] * len(item.ids)
     tokens = []
-    for (start, end), p, true in zip(item.offsets, probs, truth):
+    for (start, end), p, true in zip(item.offsets, probs, truth, strict=False):
         if start == end:  # a special token covers no text
             continue
         predicted = max(range(len(p)), key=p.__getitem__)
@@ -208,7 +214,8 @@ def token_head_html(tokens: list[dict], label_names: list[str]) -> str:
         if token["label"] is not None:
             title += f" (true {label_names[token['label']]})"
         style = 'style="border-bottom:2px solid red"' if wrong else ""
-        parts.append(f"<span {style}>" + span(token["text"], LABEL_COLOURS[token["predicted"] % len(LABEL_COLOURS)], title) + "</span>")
+        colour = LABEL_COLOURS[token["predicted"] % len(LABEL_COLOURS)]
+        parts.append(f"<span {style}>" + span(token["text"], colour, title) + "</span>")
     return f'<div class="wb-token-head"><div>{legend}</div><div style="line-height:2">{"".join(parts)}</div></div>'
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 
-def confusion_matrix_figure(matrix: list[list[int]], label_names: list[str], *, title: str = "confusion matrix") -> go.Figure:
+def confusion_matrix_figure(matrix: list[list[int]], label_names: list[str], *,
+                            title: str = "confusion matrix") -> go.Figure:
     """Rows are true classes, columns predicted; each row is also shown as a share of its class."""
     if len(matrix) != len(label_names) or any(len(row) != len(label_names) for row in matrix):
         raise ValueError(f"a {len(label_names)}-class confusion matrix must be {len(label_names)} x {len(label_names)}")

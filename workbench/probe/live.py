@@ -145,7 +145,7 @@ class LiveCurves(L.Callback):
                 self.figure.add_traces(list(fresh.data))
             return
         with self.figure.batch_update():
-            for trace, (xs, ys) in zip(self.figure.data, self.points.values()):
+            for trace, (xs, ys) in zip(self.figure.data, self.points.values(), strict=False):
                 # Arrays, not lists: plotly validates a list element by element (~10 ms for 1000 points).
                 trace.x, trace.y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 

@@ -35,7 +35,8 @@ def token_probabilities(model, tokenizer, ids: list[int], start: int, *, k: int 
             "id": ids[position],
             "token": tokenizer.id_to_token(ids[position]),
             "prob": float(dist[ids[position]]),
-            "alternatives": [(token_label(tokenizer, i), float(p)) for i, p in zip(top.indices.tolist(), top.values.tolist())],
+            "alternatives": [(token_label(tokenizer, i), float(p))
+                             for i, p in zip(top.indices.tolist(), top.values.tolist(), strict=True)],
         })
     return rows
 
@@ -68,7 +69,8 @@ def alternatives_figure(row: dict | None) -> go.Figure:
         tokens, probs, title = [], [], "no sampled token"
     else:
         tokens, probs = [t for t, _ in row["alternatives"]], [p for _, p in row["alternatives"]]
-        title = f"top-10 at position {row['position']}: sampled {token_label_text(row['token'])!r} (p={row['prob']:.3f})"
+        sampled = token_label_text(row["token"])
+        title = f"top-10 at position {row['position']}: sampled {sampled!r} (p={row['prob']:.3f})"
     figure = go.Figure(go.Bar(x=probs, y=tokens, orientation="h", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     figure.update_layout(title=title, xaxis_title="probability", yaxis=dict(autorange="reversed"),
                          template="plotly_white", height=340)
@@ -90,9 +92,11 @@ class GenerationPlayground(widgets.VBox):
         self.generations = 0
         # Labels at their full width (the default cuts "temperature" to "temperat…").
         style = dict(continuous_update=False, style={"description_width": "initial"})
-        self.prompt = widgets.Textarea(value=prompt, description="prompt", placeholder="a prompt; leave the box to generate",
+        self.prompt = widgets.Textarea(value=prompt, description="prompt",
+                                       placeholder="a prompt; leave the box to generate",
                                        layout=widgets.Layout(width="60%"), **style)
-        self.temperature = widgets.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05, description="temperature", **style)
+        self.temperature = widgets.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05, description="temperature",
+                                               **style)
         self.top_k = widgets.IntSlider(value=0, min=0, max=200, description="top-k (0=off)", **style)
         self.top_p = widgets.FloatSlider(value=0.95, min=0.05, max=1.0, step=0.05, description="top-p", **style)
         self.max_new_tokens = widgets.IntSlider(value=max_new_tokens, min=1, max=200, description="new tokens", **style)
