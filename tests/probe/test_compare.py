@@ -75,12 +75,12 @@ def test_overlay_rejects_bad_axis_and_smoothing_naming_the_choices():
 
 @pytest.fixture
 def table():
+    rows = [("r0", "completed", 1e-4, "full", 3.0), ("r1", "completed", 1e-4, "full", 2.0),
+            ("r2", "completed", 1e-2, "full", 1.0), ("r3", "completed", 1e-3, "lora", 4.0),
+            ("r4", "failed", 1e-3, "full", None)]
     return pd.DataFrame([
-        {"id": "r0", "status": "completed", "param.learning_rate": 1e-4, "param.strategy": "full", "metric.val_loss": 3.0},
-        {"id": "r1", "status": "completed", "param.learning_rate": 1e-4, "param.strategy": "full", "metric.val_loss": 2.0},
-        {"id": "r2", "status": "completed", "param.learning_rate": 1e-2, "param.strategy": "full", "metric.val_loss": 1.0},
-        {"id": "r3", "status": "completed", "param.learning_rate": 1e-3, "param.strategy": "lora", "metric.val_loss": 4.0},
-        {"id": "r4", "status": "failed", "param.learning_rate": 1e-3, "param.strategy": "full", "metric.val_loss": None},
+        {"id": run, "status": status, "param.learning_rate": lr, "param.strategy": strategy, "metric.val_loss": loss}
+        for run, status, lr, strategy, loss in rows
     ])
 
 
@@ -124,12 +124,14 @@ def test_run_histories_labels_runs_by_what_varies(tmp_path):
         folder = tmp_path / "sweep" / f"run-{i}"
         save_history(folder, history([3.0 - i, 2.0 - i]))
         rows.append({"id": f"sweep/run-{i}", "path": str(folder), "param.learning_rate": lr, "param.seed": 0})
-    rows.append({"id": "sweep/no-history", "path": str(tmp_path / "missing"), "param.learning_rate": 0.1, "param.seed": 0})
+    rows.append({"id": "sweep/no-history", "path": str(tmp_path / "missing"), "param.learning_rate": 0.1,
+                 "param.seed": 0})
     table = pd.DataFrame(rows)
     runs = run_histories(table)
     assert list(runs) == ["run-0 (learning_rate=0.001)", "run-1 (learning_rate=0.01)"]
     assert runs["run-1 (learning_rate=0.01)"] == history([2.0, 1.0])
-    assert list(run_histories(table, label_by=["seed", "param.learning_rate"]))[0] == "run-0 (seed=0, learning_rate=0.001)"
+    labelled = run_histories(table, label_by=["seed", "param.learning_rate"])
+    assert list(labelled)[0] == "run-0 (seed=0, learning_rate=0.001)"
     assert list(run_histories(table, label_by=[])) == ["run-0", "run-1"]
     figure = overlay_curves(runs)
     assert [t.name for t in figure.data] == list(runs) and list(figure.data[1].y) == [2.0, 1.0]

@@ -16,7 +16,8 @@ def registry(tmp_path):
         rows = [{"step": s, "tokens": 100 * s, "time_s": 0.5 * s, "train_loss": scale * 10 / s} for s in range(1, 21)]
         rows.append({"step": 20, "tokens": 2000, "time_s": 10.0, "val_loss": scale})
         (folder / "history.json").write_text(json.dumps(rows))
-        (folder / "status.json").write_text(json.dumps({"status": "completed", "started": f"2026-01-0{int(scale)}T00:00:00"}))
+        status = {"status": "completed", "started": f"2026-01-0{int(scale)}T00:00:00"}
+        (folder / "status.json").write_text(json.dumps(status))
     (tmp_path / "no-curves").mkdir()
     return tmp_path
 

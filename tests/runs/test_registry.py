@@ -123,7 +123,8 @@ def sweep_run(folder: Path, name: str, *, spec="sweep", stage="train", status="c
         "started": started or f"2025-01-02T10:00:{len(list(folder.iterdir())) if folder.exists() else 0:02d}+00:00",
         "wall_time_s": 10.0, "spec_path": f"/p/experiments/{spec}.yaml",
     })
-    (run_dir / "params.yaml").write_text(yaml.safe_dump({"output_dir": str(run_dir), **(params or {})}, sort_keys=False))
+    params = {"output_dir": str(run_dir), **(params or {})}
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if metrics is not None:
         save_metrics(run_dir, metrics)
     if compute is not None:
@@ -263,3 +264,38 @@ def test_text_table_shows_stages_of_a_pipeline(runs: Path):
     lines = format_runs_table(list_runs(runs)).splitlines()
     assert lines[0].split()[:4] == ["run", "spec", "stage", "status"]
     assert lines[1].split()[:3] == ["20250102-100000-sweep-ab12/pretrain", "sweep", "pretrain"]
+
+
+def test_fine_tuning_runs_report_examples_per_second_and_pretraining_tokens(tmp_path: Path):
+    from workbench.runs.registry import compute_phrase, filter_runs, runs_table
+
+    pre = sweep_run(tmp_path, "pre", stage="pretrain", compute={"train_tokens": 15360, "train_time_s": 3.0,
+                                                                 "tokens_per_s": 5120.0})
+    write_json(pre / "data.json", {"corpus": "stdlib"})
+    new = sweep_run(tmp_path, "fine-new", stage="finetune", compute={
+        "train_examples_seen": 1728, "examples_per_s": 27.3, "train_tokens": 40000, "tokens_per_s": 630.0,
+        "train_time_s": 63.3})
+    write_json(new / "data.json", {"task": {"name": "docstring-topic"}})
+    old = sweep_run(tmp_path, "fine-old", stage="finetune", compute={"train_tokens": 1728, "train_time_s": 63.3})
+    write_json(old / "data.json", {"task": {"name": "docstring-topic"}})  # written when examples were "tokens"
+    status = read_json(old / "status.json")
+    write_json(old / "status.json", {**status, "interactive": True, "spec": None})
+
+    table = runs_table(tmp_path).set_index("id")
+    assert list(table["kind"]) == ["pretraining", "fine-tuning", "fine-tuning"]
+    assert table.loc["pre", "tokens_per_s"] == 5120.0 and pd_isna(table.loc["pre", "examples_per_s"])
+    assert table.loc["fine-new", "examples_per_s"] == 27.3 and table.loc["fine-new", "tokens_per_s"] == 630.0
+    assert table.loc["fine-old", "train_examples_seen"] == 1728 and pd_isna(table.loc["fine-old", "train_tokens"])
+    assert table.loc["fine-old", "examples_per_s"] == pytest.approx(1728 / 63.3)  # from the count, never as tokens
+    assert pd_isna(table.loc["fine-old", "tokens_per_s"])
+    assert list(table["interactive"]) == [False, False, True]
+
+    records = list_runs(tmp_path)
+    lines = format_runs_table(records).splitlines()
+    assert "throughput" in lines[0]
+    assert "5120 tokens/s" in lines[1] and "27.3 examples/s" in lines[2] and "27.3 examples/s" in lines[3]
+    assert lines[3].split()[1] == "interactive"
+    assert [r.run_id for r in filter_runs(records, interactive=True)] == ["fine-old"]
+    assert compute_phrase(records[0]) == "15,360 training tokens in 3.0 s (5120 tokens/s)"
+    assert compute_phrase(records[2]) == "1,728 training examples in 63.3 s (27.3 examples/s)"
+    assert [r.run_id for r in filter_runs(records, interactive=False)] == ["pre", "fine-new"]

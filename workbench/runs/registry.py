@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -54,24 +54,12 @@ def read_run(run_dir: Path, run_id: str | None = None) -> RunRecord:
     return _record(RunFolder(run_dir, run_id=run_id))
 
 
+# RunRecord fields that RunFolder names otherwise; every other field is the RunFolder attribute of its name.
+_FOLDER_NAMES = {"run_id": "id", "spec": "spec_name", "run_dir": "path"}
+
+
 def _record(run: RunFolder) -> RunRecord:
-    return RunRecord(
-        run_id=run.id,
-        spec=run.spec_name,
-        status=run.status,
-        started=run.started,
-        wall_time_s=run.wall_time_s,
-        metrics=run.metrics,
-        run_dir=run.path,
-        stage=run.stage,
-        params=run.params,
-        varied=run.varied,
-        spec_path=run.spec_path,
-        compute=run.compute,
-        kind=run.kind,
-        interactive=run.interactive,
-        throughput=run.throughput,
-    )
+    return RunRecord(**{f.name: getattr(run, _FOLDER_NAMES.get(f.name, f.name)) for f in fields(RunRecord)})
 
 
 # -- filtering -----------------------------------------------------------------------------------------------
@@ -309,6 +297,16 @@ def format_runs_table(records: list[RunRecord]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
+
+
+def compute_phrase(record: RunRecord) -> str | None:
+    """What training cost, in the unit of its kind: "15,360 training tokens in 3.0 s (5120 tokens/s)", or
+    "1,728 training examples in 63.3 s (27.3 examples/s)" for fine-tuning; None when not recorded."""
+    compute, rate = record.compute or {}, record.throughput
+    count = compute.get("train_examples_seen" if rate and rate.unit == "examples" else "train_tokens")
+    if rate is None or not is_number(count) or not is_number(compute.get("train_time_s")):
+        return None
+    return f"{count:,} training {rate.unit} in {compute['train_time_s']:.1f} s ({rate})"
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -67,6 +67,49 @@ class Throughput:
         return f"{self.per_second:.4g} {self.unit}/s"
 
 
+class _Record:
+    """A JSON-object or YAML-mapping file of the run folder as an attribute: read on first use and kept,
+    None when not recorded."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name, self.__doc__ = name, doc
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, run: RunFolder | None, owner: type | None = None) -> dict | None:
+        if run is None:
+            return self  # type: ignore[return-value]
+        value = run._yaml(self.name) if self.name.endswith(".yaml") else run._json(self.name)
+        run.__dict__[self.attribute] = value  # read once: the instance's value hides this descriptor from now on
+        return value
+
+
+class _Holds:
+    """Whether the run folder holds a file (at `parts` below it), as a read-only attribute."""
+
+    def __init__(self, *parts: str, doc: str) -> None:
+        self.parts, self.__doc__ = parts, doc
+
+    def __get__(self, run: RunFolder | None, owner: type | None = None) -> bool:
+        if run is None:
+            return self  # type: ignore[return-value]
+        return run.path.joinpath(*self.parts).is_file()
+
+
+class _StatusText:
+    """A text field of status.json as a read-only attribute: its text, or None when not recorded."""
+
+    def __init__(self, key: str, doc: str) -> None:
+        self.key, self.__doc__ = key, doc
+
+    def __get__(self, run: RunFolder | None, owner: type | None = None) -> str | None:
+        if run is None:
+            return self  # type: ignore[return-value]
+        value = lookup(run.status_record, self.key)
+        return value if isinstance(value, str) else None
+
+
 class RunFolder:
     """One run folder, read lazily; None from any accessor means "not recorded"."""
 
@@ -79,49 +122,21 @@ class RunFolder:
 
     # -- the records, each read once ------------------------------------------------------------------------
 
-    @cached_property
-    def status_record(self) -> dict | None:
-        """status.json as written (see `status` for what it means now)."""
-        return self._json(STATUS_FILE)
-
-    @cached_property
-    def params(self) -> dict | None:
-        """params.yaml: the parameters injected into the notebook (read with safe_load: data, never code)."""
-        return self._yaml(PARAMS_FILE)
-
-    @cached_property
-    def spec(self) -> dict | None:
-        """spec.yaml: the spec that repeats this run alone."""
-        return self._yaml(SPEC_FILE)
-
-    @cached_property
-    def plan(self) -> dict | None:
-        """plan.json of a multi-run spec's folder: the spec's name and its runs."""
-        return self._json(PLAN_FILE)
-
-    @cached_property
-    def metrics(self) -> dict | None:
-        return self._json(METRICS_FILE)
+    status_record = _Record(STATUS_FILE, "status.json as written (see `status` for what it means now)")
+    params = _Record(PARAMS_FILE, "params.yaml: the parameters injected into the notebook (safe_load: never code)")
+    spec = _Record(SPEC_FILE, "spec.yaml: the spec that repeats this run alone")
+    plan = _Record(PLAN_FILE, "plan.json of a multi-run spec's folder: the spec's name and its runs")
+    metrics = _Record(METRICS_FILE, "metrics.json: the final metrics")
+    data = _Record(DATA_FILE, "data.json: what the run trained on (corpus or task and base, tokenizer, settings)")
+    environment = _Record(ENVIRONMENT_FILE, "environment.json: interpreter, machine, packages, git state, seed")
+    checkpoint_config = _Record(f"{CHECKPOINT_DIR}/{MODEL_CONFIG_FILE}", "a pretraining run's model architecture")
+    _raw_compute = _Record(COMPUTE_FILE, "compute.json as written (see `compute`)")
 
     @cached_property
     def history(self) -> list[dict] | None:
         """history.json's rows (non-object rows dropped)."""
         rows = self._json(HISTORY_FILE, kind=list)
         return None if rows is None else [row for row in rows if isinstance(row, dict)]
-
-    @cached_property
-    def data(self) -> dict | None:
-        """data.json: what the run trained on (corpus or task and base, tokenizer, settings)."""
-        return self._json(DATA_FILE)
-
-    @cached_property
-    def environment(self) -> dict | None:
-        return self._json(ENVIRONMENT_FILE)
-
-    @cached_property
-    def checkpoint_config(self) -> dict | None:
-        """checkpoint/config.json of a pretraining run: architecture name and its config."""
-        return self._json(Path(CHECKPOINT_DIR) / MODEL_CONFIG_FILE)
 
     @cached_property
     def compute(self) -> dict | None:
@@ -149,35 +164,14 @@ class RunFolder:
         recorded = self.recorded_status
         return effective_status(self.path, recorded) if recorded is not None else "unknown"
 
-    @property
-    def recorded_status(self) -> str | None:
-        """What status.json says, whether or not its process still lives."""
-        return self._status_text("status")
-
-    @property
-    def spec_name(self) -> str | None:
-        return self._status_text("spec")
-
-    @property
-    def stage(self) -> str | None:
-        return self._status_text("stage")
-
-    @property
-    def spec_path(self) -> str | None:
-        """The spec file the run came from."""
-        return self._status_text("spec_path")
-
-    @property
-    def notebook(self) -> str | None:
-        return self._status_text("notebook")
-
-    @property
-    def started(self) -> str | None:
-        return self._status_text("started")
-
-    @property
-    def finished(self) -> str | None:
-        return self._status_text("finished")
+    # status.json's text fields, None when not recorded
+    recorded_status = _StatusText("status", "what status.json says, whether or not its process still lives")
+    spec_name = _StatusText("spec", "the spec that ran it (None for an interactive run)")
+    stage = _StatusText("stage", "the stage of a multi-stage spec")
+    spec_path = _StatusText("spec_path", "the spec file the run came from")
+    notebook = _StatusText("notebook", "the notebook that ran")
+    started = _StatusText("started", "ISO time with UTC offset")
+    finished = _StatusText("finished", "ISO time with UTC offset")
 
     @property
     def wall_time_s(self) -> float | None:
@@ -243,44 +237,13 @@ class RunFolder:
 
     # -- what the folder holds ------------------------------------------------------------------------------
 
-    @property
-    def is_training_run(self) -> bool:
-        """Pretraining and fine-tuning write compute.json; a summary notebook does not."""
-        return (self.path / COMPUTE_FILE).is_file()
-
-    @property
-    def is_sweep(self) -> bool:
-        """The folder of a multi-run spec (plan.json), holding one run folder each."""
-        return (self.path / PLAN_FILE).is_file()
-
-    @property
-    def has_checkpoint(self) -> bool:
-        return (self.path / CHECKPOINT_DIR / WEIGHTS_FILE).is_file()
-
-    @property
-    def is_checkpoint(self) -> bool:
-        """The path is a model folder itself (a run's checkpoint/ given directly, or a Hugging Face folder)."""
-        return (self.path / MODEL_CONFIG_FILE).is_file()
-
-    @property
-    def has_finetuned(self) -> bool:
-        return (self.path / FINETUNED_DIR / WEIGHTS_FILE).is_file()
-
-    @property
-    def has_spec_file(self) -> bool:
-        return (self.path / SPEC_FILE).is_file()
-
-    @property
-    def has_model_card(self) -> bool:
-        return (self.path / MODEL_CARD_FILE).is_file()
-
-    @property
-    def checkpoint_weights(self) -> Path:
-        return self.path / CHECKPOINT_DIR / WEIGHTS_FILE
-
-    @property
-    def finetuned_weights(self) -> Path:
-        return self.path / FINETUNED_DIR / WEIGHTS_FILE
+    is_training_run = _Holds(COMPUTE_FILE, doc="pretraining and fine-tuning write compute.json; a summary does not")
+    is_sweep = _Holds(PLAN_FILE, doc="the folder of a multi-run spec (plan.json), holding one run folder each")
+    is_checkpoint = _Holds(MODEL_CONFIG_FILE, doc="a model folder itself (a checkpoint/ given directly, an HF folder)")
+    has_checkpoint = _Holds(CHECKPOINT_DIR, WEIGHTS_FILE, doc="a pretraining run's saved model")
+    has_finetuned = _Holds(FINETUNED_DIR, WEIGHTS_FILE, doc="a fine-tuning run's saved model (`save_model`)")
+    has_spec_file = _Holds(SPEC_FILE, doc="spec.yaml, the spec that repeats the run")
+    has_model_card = _Holds(MODEL_CARD_FILE, doc="MODEL_CARD.md")
 
     @property
     def model_card_path(self) -> Path:
@@ -291,10 +254,6 @@ class RunFolder:
         return self.path / SPEC_FILE
 
     # -- reading --------------------------------------------------------------------------------------------
-
-    @cached_property
-    def _raw_compute(self) -> dict | None:
-        return self._json(COMPUTE_FILE)
 
     @cached_property
     def _details(self) -> dict[str, dict] | None:
@@ -311,10 +270,6 @@ class RunFolder:
                 entries = {key.removeprefix(prefix): v for key, v in entries.items() if key.startswith(prefix)}
             details[split] = entries
         return details
-
-    def _status_text(self, key: str) -> str | None:
-        value = lookup(self.status_record, key)
-        return value if isinstance(value, str) else None
 
     def _json(self, name: str | Path, kind: type = dict) -> Any:
         path = self.path / name

@@ -111,14 +111,12 @@ def load_task(
     return TaskData(name=name, kind=kind, splits=splits, label_names=label_names, options={"task": name, **options})
 
 
-def task_limitation(name: str, options: dict | None = None) -> str | None:
+def task_limitation(name: str) -> str | None:
     """What a result on a built-in task cannot claim, for a model card; None for the researcher's own data."""
     if name not in BUILT_IN_KINDS:
         return None
-    path = (options or {}).get("path")
-    source = f"the Python source under `{path}`" if path else "the Python standard library's own source"
-    return (f"`{name}` is built from {source}: a model that does well on it has learned that code base, "
-            "which says little about other code.")
+    return (f"`{name}` is built from the Python standard library's own source: a model that does well on it "
+            "has learned that code base, which says little about other code.")
 
 
 def check_task_options(name: str, options: dict) -> None:

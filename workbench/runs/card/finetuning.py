@@ -103,8 +103,7 @@ class FinetuningSections(KindSections):
         if is_number(train):
             items.append(f"Adapted from {number(train)} training examples only.")
         if isinstance(task.get("name"), str):
-            items.append(task_limitation(task["name"], task.get("options") if isinstance(task.get("options"), dict)
-                                         else None))
+            items.append(task_limitation(task["name"]))
         if _is_scratch(self.base):
             items.append("The base's weights were random (the scratch control): it measures what the task alone "
                          "teaches, not a pretrained model.")
