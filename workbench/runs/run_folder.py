@@ -213,10 +213,16 @@ class RunFolder:
         kind = lookup(self.data, "task", "kind")
         return kind if isinstance(kind, str) else None
 
+    @cached_property
+    def parameters(self) -> dict:
+        """The parameters as run: params.yaml's values over the settings the recipe recorded in data.json."""
+        settings = lookup(self.data, "settings")
+        given = {k: v for k, v in (self.params or {}).items() if v is not None}
+        return {**(settings if isinstance(settings, dict) else {}), **given}
+
     def param(self, name: str) -> Any:
-        """A parameter as run: params.yaml, else the settings the recipe recorded in data.json."""
-        value = lookup(self.params, name)
-        return value if value is not None else lookup(self.data, "settings", name)
+        """One parameter as run (see `parameters`); None when not recorded."""
+        return self.parameters.get(name)
 
     @property
     def git(self) -> dict:

@@ -167,17 +167,9 @@ def _base_architecture(base: dict) -> str:
 
 
 def _strategy(run: RunFolder) -> str:
-    strategy = run.param("strategy")
-    if strategy is None:
-        return NOT_RECORDED
-    extras = []
-    if strategy == "lora":
-        extras.append(f"rank {run.param('lora_rank')}, alpha {run.param('lora_alpha')}")
-    if strategy == "gradual_unfreeze":
-        extras.append(f"one more layer every {run.param('unfreeze_every')} epochs")
-    if run.param("layer_lr_decay") is not None:
-        extras.append(f"layer-wise lr decay {run.param('layer_lr_decay')}")
-    return f"`{strategy}`" + (f" ({'; '.join(extras)})" if extras else "")
+    from workbench.modules.strategies import strategy_phrase  # here: the card must not make `runs` load torch
+
+    return strategy_phrase(run.parameters) or NOT_RECORDED
 
 
 def _parameter_counts(metrics: dict) -> str:
