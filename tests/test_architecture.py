@@ -42,8 +42,9 @@ ROOMS: dict[str, frozenset[str]] = {
     "modules": FOUNDATION | {"models", "heads", "data", "interop"},
     # Hugging Face in and out (a room to come): exports read modules' checkpoint formats and LoRA.
     "interop": FOUNDATION | {"models", "heads", "data", "modules"},
-    # Specs, pre-flight checks, papermill, run folders: training happens inside the kernel, never here.
-    "runs": FOUNDATION | {"models", "data", "modules.*_settings"},
+    # Specs, pre-flight checks, papermill, run folders: training happens inside the kernel, never here. The
+    # settings check every run; a strategy describes itself on the model card (as a corpus and a task do).
+    "runs": FOUNDATION | {"models", "data", "modules.*_settings", "modules.strategies"},
     # Read checkpoints, runs and models; never train (no training module, no Trainer, no .fit).
     "probe": FOUNDATION | {"models", "heads", "data", "runs", "modules.checkpoint", "modules.finetuned",
                            "modules.base_model", "modules.metrics", "modules.training_state"},
