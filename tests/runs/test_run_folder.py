@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from workbench.runs.lock import hold_run_lock
-from workbench.runs.outputs import write_json
+from workbench.runs.outputs import save_details, write_json
 from workbench.runs.run_folder import FINETUNING, OTHER, PRETRAINING, RunFolder, runs_in
 
 
@@ -63,7 +63,7 @@ def test_status_is_killed_when_nobody_holds_the_lock(tmp_path: Path):
 def test_details_in_the_new_scheme_and_the_old_prefixed_one(tmp_path: Path):
     new = {"validation": {"confusion_matrix": [[1, 0], [0, 1]]}, "test": {"confusion_matrix": [[2, 0], [1, 1]],
                                                                           "per_class_f1": {"a": 0.5}}}
-    write_json(tmp_path / "new" / "details.json", new)
+    save_details(tmp_path / "new", new)
     old = {"validation": {"val_confusion_matrix": [[1, 0], [0, 1]]},
            "test": {"val_confusion_matrix": [[1, 0], [0, 1]], "test_confusion_matrix": [[2, 0], [1, 1]],
                     "test_per_class_f1": {"a": 0.5}}}

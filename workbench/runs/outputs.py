@@ -97,6 +97,12 @@ def save_compute_record(output_dir: str | os.PathLike, record: dict) -> Path:
     return write_json(Path(output_dir) / COMPUTE_FILE, record)
 
 
+def save_details(output_dir: str | os.PathLike, details: dict) -> Path:
+    """Record fine-tuning's non-scalar results, {"validation": {...}, "test": {...}}; read back with
+    `RunFolder(run).details("test")["confusion_matrix"]`."""
+    return write_json(Path(output_dir) / DETAILS_FILE, details)
+
+
 def save_history(output_dir: str | os.PathLike, history: list[dict]) -> Path:
     """Record the curves: one row per logged step or evaluation, for plots after the fact."""
     return write_json(Path(output_dir) / HISTORY_FILE, history)
