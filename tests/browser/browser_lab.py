@@ -157,14 +157,21 @@ class LabPage:
     def __init__(self, page, url: str, token: str, path: str) -> None:
         self.page, self.url, self.token, self.path = page, url, token, path
         self.console: list[str] = []
+        self.panel = ".jp-NotebookPanel"
         page.on("console", lambda message: self.console.append(message.text))
 
-    def open(self) -> None:
-        self.page.goto(f"{self.url}/lab/tree/{self.path}?token={self.token}")
-        self.page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
+    def open(self, *, reset: bool = True) -> None:
+        """The notebook alone in a workspace of its own (no tab of an earlier test restored beside it)."""
+        workspace = "wb-" + Path(self.path).stem
+        self.page.goto(f"{self.url}/lab/workspaces/{workspace}/tree/{self.path}?token={self.token}"
+                       + ("&reset" if reset else ""))
+        self.page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')"
+                                    " && window.jupyterapp.shell.currentWidget"
+                                    f" && window.jupyterapp.shell.currentWidget.context.path === {self.path!r}",
                                     timeout=90_000)
         self.page.wait_for_function(f"() => {{ const k = ({KERNEL})(); return k && k.status === 'idle'; }}",
                                     timeout=90_000)
+        self.panel = "#" + self.page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
 
     def kernel_id(self) -> str:
         return self.page.evaluate(f"() => ({KERNEL})().id")
@@ -179,21 +186,21 @@ class LabPage:
         """Run > Run All Cells, then wait until every code cell has run (or one failed)."""
         self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         self.page.wait_for_function(
-            "() => { const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+            f"() => {{ const prompts = [...document.querySelectorAll('{self.panel} .jp-CodeCell .jp-InputArea-prompt')]"
             ".map(e => e.textContent);"
-            " const failed = document.querySelector(\".jp-OutputArea-output[data-mime-type="
+            f" const failed = document.querySelector(\"{self.panel} .jp-OutputArea-output[data-mime-type="
             "'application/vnd.jupyter.error']\");"
             " return prompts.length > 0 && !prompts.some(t => t.includes('*'))"
             " && (failed || prompts.every(t => /\\[\\d+\\]/.test(t))); }",
             timeout=timeout_s * 1000, polling=500)
 
     def tracebacks(self) -> list[str]:
-        errors = self.page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
-                                   ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+        output = f"{self.panel} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter"
+        errors = self.page.locator(f"{output}.stderr'], {output}.error']")
         return [e for e in errors.all_inner_texts() if "Traceback" in e or "Error" in e.split("\n")[0]]
 
     def cell(self, marker: str):
-        return self.page.locator(".jp-CodeCell").filter(has_text=marker).first
+        return self.page.locator(f"{self.panel} .jp-CodeCell").filter(has_text=marker).first
 
     def save(self) -> None:
         self.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
@@ -201,12 +208,9 @@ class LabPage:
                                     " return w && w.context && !w.context.model.dirty; }", timeout=30_000)
 
     def reload(self) -> None:
-        """Reload the tab with the kernel alive; JupyterLab reconnects to the same kernel."""
-        self.page.reload()
-        self.page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')",
-                                    timeout=90_000)
-        self.page.wait_for_function(f"() => {{ const k = ({KERNEL})(); return k && k.status === 'idle'; }}",
-                                    timeout=90_000)
+        """Load the tab's page again with the kernel alive; JupyterLab reconnects to the same kernel.
+        (By its URL rather than page.reload(): JupyterLab rewrites the address bar to the file browser's folder.)"""
+        self.open(reset=False)
 
     def anywidget_failures(self) -> int:
         return sum(ANYWIDGET_FAILURE in text for text in self.console)
