@@ -23,8 +23,7 @@ from workbench.runs.outputs import COMPUTE_FILE, read_json
 from workbench.runs.plan import format_plan
 from workbench.runs.registry import format_number
 from workbench.runs.resume import unfinished_note
-from workbench.runs.runner import PipelineResult, dry_run
-from workbench.runs.runner import DEFAULT_RUNS_SUBDIR
+from workbench.runs.runner import DEFAULT_RUNS_SUBDIR, PipelineResult, dry_run
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import textwrap
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
@@ -164,10 +165,8 @@ def _unknown(name: str, fields: Mapping[str, Any]) -> str:
 
 # -- rendering: the notebook cell and the docs are printed from the fields, never typed by hand --
 
-OUTPUT_DIR_LINE = (
-    'output_dir = ""  # where artifacts go; "" = a new interactive run folder in experiments/runs '
-    "(workbench run passes its own)"
-)
+CELL_WIDTH = 120  # the project's line length
+OUTPUT_DIR_LINE = 'output_dir = ""  # where artifacts go; "" = a new folder in experiments/runs (workbench run sets it)'
 
 
 def parameters_cell(interface: type) -> str:
@@ -175,10 +174,13 @@ def parameters_cell(interface: type) -> str:
     lines = [OUTPUT_DIR_LINE]
     for field in dataclasses.fields(interface):
         if field.metadata.get("section"):
-            lines += ["", f"# {field.metadata['section']}"]
+            lines += ["", f"# -- {field.metadata['section']} --"]
         line = f"{field.name}: {_annotation(field)} = {_literal(_default(field))}"
-        if field.metadata.get("help"):
-            line += f"  # {field.metadata['help']}"
+        help = field.metadata.get("help")
+        if help and len(line) + len(help) + 4 <= CELL_WIDTH:
+            line += f"  # {help}"
+        elif help:  # too long to trail the assignment: the comment lines just above it
+            lines += [f"# {part}" for part in textwrap.wrap(help, CELL_WIDTH - 2)]
         lines.append(line)
     return "\n".join(lines)
 

@@ -1,86 +1,84 @@
 """What a fine-tuning run is, as one frozen dataclass: the notebook's parameters, a spec's
-values and the recipe's input are all this, so each setting's name, type and default live here.
+values and the recipe's input are all this, so each setting's name, type, default and valid values
+live here.
 
-Every choice is checked on construction, before the task is parsed or a base is loaded.
+Every choice is checked on construction, all problems at once, before the task is parsed or a base
+is loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-from workbench.config import ConfigError, from_dict
+from workbench.config import ConfigError
 from workbench.data.tasks import TASK_KINDS, TASKS
-from workbench.heads import HEADS, POOLINGS
+from workbench.heads import HEAD_FOR_TASK, HEADS, POOLINGS
 from workbench.modules.strategies import STRATEGIES, Strategy
 from workbench.modules.training import PRECISIONS
+from workbench.settings import Settings, setting
 
-# The head each task kind gets unless `head` says otherwise.
-DEFAULT_HEADS = {
-    "sequence_classification": "sequence_classification",
-    "token_classification": "token_classification",
-    "regression": "regression",
-    "causal_lm": "lm",
-}
+NAMED_BASES = ("minilm",)  # bases that are names, not folders (modules/bases.py loads them)
+
+DEFAULT_HEADS = HEAD_FOR_TASK  # the head each task kind gets unless `head` says otherwise (heads/for_task.py)
 
 
 @dataclass(frozen=True)
-class FinetuneSettings:
-    seed: int = 0
-    # what to adapt
-    base: str = "minilm"  # a pretraining run folder, "scratch:<run folder>", "minilm", or an HF model folder
-    max_length: int = 128
-    # the task
-    task: str = "docstring-topic"
-    task_path: str | None = None  # for task "file"
-    hf_name: str | None = None  # for task "hf"
-    text_column: str = "text"
-    label_column: str = "label"
-    task_kind: str | None = None  # for "file"/"hf": inferred from the labels when None
-    label_fraction: float = 1.0
-    max_examples: int | None = None
-    # the head
-    head: str | None = None  # None: the task kind's own head
-    pooling: str | None = None  # None: the base's natural choice
-    dropout: float = 0.1
-    # the strategy
-    strategy: str = "full"
-    layer_lr_decay: float | None = None
-    unfreeze_every: int = 1
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: list[str] | None = None
-    # optimisation
-    batch_size: int = 32
-    max_epochs: int = 3
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    grad_clip: float = 1.0
-    precision: str = "32-true"
+class FinetuneSettings(Settings):
+    what = "fine-tuning settings"
 
-    def __post_init__(self) -> None:
-        choices = {"task": TASKS, "strategy": STRATEGIES, "precision": PRECISIONS}
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
-        optional = {"head": HEADS, "pooling": POOLINGS, "task_kind": TASK_KINDS}
-        for name, valid in optional.items():
-            if getattr(self, name) is not None and getattr(self, name) not in valid:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(valid)} (or None)")
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ConfigError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
-        for name in ("max_length", "batch_size", "max_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        self.strategy_value()
+    seed: int = setting(0, "seeds the label subsample, the head, dropout and batch order")
+    base: str = setting("minilm", 'a pretraining run folder, "scratch:<run folder>" (same architecture, fresh '
+                        'weights), "minilm", or a Hugging Face model folder', section="what to adapt")
+    max_length: int = setting(64, "tokens per example, specials included", minimum=1)
+    task: str = setting("docstring-topic", " | ".join(TASKS), choices=TASKS, section="the task")
+    task_path: str | None = setting(None, 'a CSV, JSON(L) or Parquet file, for task="file"', path="file")
+    hf_name: str | None = setting(None, 'a Hugging Face dataset, for task="hf"')
+    text_column: str = setting("text", 'the text column, for task="file" or "hf"')
+    label_column: str = setting("label", 'the label column, for task="file" or "hf"')
+    task_kind: str | None = setting(None, "for file/hf tasks; None = inferred from the labels", choices=TASK_KINDS)
+    label_fraction: float = setting(1.0, "a stratified, seeded share of the training labels", above=0, maximum=1)
+    max_examples: int | None = setting(None, "a cap on the task's examples; None = all of them", minimum=1)
+    head: str | None = setting(None, "None = the task kind's own head", choices=HEADS, section="the head")
+    pooling: str | None = setting(None, "mean | last | first; None = the base's natural choice", choices=POOLINGS)
+    dropout: float = setting(0.1, "dropout before the head", minimum=0, below=1)
+    strategy: str = setting("linear_probe", " | ".join(STRATEGIES) + ": the cheapest that reads a base's "
+                            "features is the default", choices=STRATEGIES, section="the strategy")
+    layer_lr_decay: float | None = setting(None, "e.g. 0.8: each layer down learns 0.8x slower", above=0, maximum=1)
+    unfreeze_every: int = setting(1, "gradual_unfreeze: epochs between unfreezing the next layer group", minimum=1)
+    lora_rank: int = setting(8, "lora: adapter rank", minimum=1)
+    lora_alpha: float = setting(16.0, "lora: adapter scale (alpha / rank multiplies the update)", above=0)
+    lora_dropout: float = setting(0.0, "lora: dropout on the adapter input", minimum=0, below=1)
+    lora_targets: list[str] | None = setting(None, "lora: module names to adapt; None = attention and MLP "
+                                             "projections")
+    batch_size: int = setting(32, "examples per batch", minimum=1, section="optimisation")
+    max_epochs: int = setting(3, "passes over the training split", minimum=1)
+    learning_rate: float = setting(1e-2, "peak rate: a linear probe wants a high one, full fine-tuning a low one "
+                                   "(~1e-4 for MiniLM, ~1e-3 for the small decoders)", above=0)
+    weight_decay: float = setting(0.01, "AdamW decay", minimum=0)
+    warmup_fraction: float = setting(0.1, "share of the steps spent warming up", minimum=0, below=1)
+    grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
+    precision: str = setting("32-true", "32-true | bf16-mixed", choices=PRECISIONS)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "FinetuneSettings":
-        return from_dict(cls, values, what="fine-tuning settings")
+    def more_problems(self) -> Iterator[str]:
+        if self.task == "file" and not self.task_path:
+            yield 'task="file" needs task_path: a CSV, JSON(L) or Parquet file'
+        if self.task == "hf" and not self.hf_name:
+            yield 'task="hf" needs hf_name: the Hugging Face dataset to read'
+        if self.strategy in STRATEGIES:
+            try:
+                self.strategy_value()
+            except ConfigError as error:
+                yield str(error)
+
+    def required_paths(self) -> dict[str, list[str]]:
+        paths = super().required_paths()
+        if self.task != "file":
+            paths.pop("task_path", None)
+        folder = self.base.removeprefix("scratch:")
+        if folder not in NAMED_BASES:
+            paths["base"] = [folder]
+        return paths
 
     def strategy_value(self) -> Strategy:
         return Strategy(
@@ -99,3 +97,11 @@ class FinetuneSettings:
             path=self.task_path, text_column=self.text_column, label_column=self.label_column,
             kind=self.task_kind, hf_name=self.hf_name,
         )
+
+
+@dataclass(frozen=True)
+class FinetuneNotebook(FinetuneSettings):
+    """notebooks/finetune.ipynb's parameters: the settings, then what the notebook keeps."""
+
+    save_model: bool = setting(True, "write the fine-tuned weights (base + head, LoRA merged) into finetuned/ "
+                               "(~4 bytes a parameter)", section="what the notebook keeps")

@@ -47,7 +47,8 @@ class PretrainSettings(Settings):
     weight_decay: float = setting(0.1, "AdamW decay, on matrices and embeddings only", minimum=0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
     precision: str = setting("32-true", "32-true | bf16-mixed", choices=PRECISIONS)
-    compile: bool = setting(False, "torch.compile the decoder: pays on a GPU; on CPU only in runs of thousands of steps",
+    compile: bool = setting(False, "torch.compile the decoder: pays on a GPU; on CPU only in runs of thousands of "
+                            "steps",
                             section="speed (neither changes what is learned)")
     activation_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
                                              "~1/3 more compute")

@@ -224,9 +224,18 @@ def _assignments(source: str) -> list[tuple[str, str | None, str, str]] | None:
         else:
             continue
         rest = lines[node.end_lineno - 1][node.end_col_offset :].strip()
-        help = rest[1:].strip() if rest.startswith("#") else ""
+        help = rest[1:].strip() if rest.startswith("#") else _comment_above(lines, node.lineno - 1)
         found.append((name, annotation, ast.get_source_segment(source, node.value), help))
     return found
+
+
+def _comment_above(lines: list[str], index: int) -> str:
+    """The comment lines just above line `index` (0-based), joined: a help text too long to trail its line."""
+    above = []
+    while index > 0 and lines[index - 1].lstrip().startswith("#") and not lines[index - 1].lstrip().startswith("# -"):
+        index -= 1
+        above.insert(0, lines[index].lstrip()[1:].strip())
+    return " ".join(above)
 
 
 def _literal(source: str) -> Any:

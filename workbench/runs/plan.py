@@ -51,7 +51,7 @@ class Plan:
 def variants(stage: Stage) -> list[dict[str, Any]]:
     """The parameter values each run of `stage` sets: grid x list x seeds, in spec order."""
     names = list(stage.grid)
-    grid = [dict(zip(names, values)) for values in itertools.product(*stage.grid.values())] or [{}]
+    grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*stage.grid.values())] or [{}]
     cases = stage.cases or [{}]
     seeds = [{"seed": seed} for seed in stage.seeds] if stage.seeds else [{}]
     return [{**g, **c, **s} for g, c, s in itertools.product(grid, cases, seeds)]
