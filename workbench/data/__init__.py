@@ -1,74 +1,25 @@
 """Corpora, tokenizers and packed blocks on Hugging Face `datasets`, the pretraining DataModule,
 and fine-tuning tasks, text encoders and the fine-tuning DataModule."""
 
-from workbench.data.blocks import blocks_tensor, pack, tokenize
-from workbench.data.corpora import (
-    CORPORA,
-    CorpusError,
-    CorpusUnavailableError,
-    corpus_fingerprint,
-    describe_corpus,
-    load_corpus,
-)
-from workbench.data.datamodule import PretrainDataModule
-from workbench.data.finetune_datamodule import FinetuneDataModule
-from workbench.data.tasks import (
-    TASK_KINDS,
-    TASKS,
-    TaskData,
-    TaskError,
-    TaskUnavailableError,
-    check_task_options,
-    load_task,
-)
-from workbench.data.text_encoders import (
-    Encoded,
-    HFTextEncoder,
-    TextEncoder,
-    TextEncoderError,
-    WorkbenchTextEncoder,
-)
-from workbench.data.tokenizers import (
-    TOKENIZERS,
-    BPETokenizer,
-    ByteTokenizer,
-    CharTokenizer,
-    Tokenizer,
-    TokenizerError,
-    build_tokenizer,
-    load_tokenizer,
-)
+from workbench.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "CORPORA",
-    "TASKS",
-    "TASK_KINDS",
-    "TOKENIZERS",
-    "BPETokenizer",
-    "ByteTokenizer",
-    "CharTokenizer",
-    "CorpusError",
-    "CorpusUnavailableError",
-    "Encoded",
-    "FinetuneDataModule",
-    "HFTextEncoder",
-    "PretrainDataModule",
-    "TaskData",
-    "TaskError",
-    "TaskUnavailableError",
-    "TextEncoder",
-    "TextEncoderError",
-    "Tokenizer",
-    "TokenizerError",
-    "WorkbenchTextEncoder",
-    "blocks_tensor",
-    "build_tokenizer",
-    "check_task_options",
-    "corpus_fingerprint",
-    "describe_corpus",
-    "load_corpus",
-    "load_task",
-    "load_tokenizer",
-    "pack",
-    "tokenize",
-]
+_EXPORTS = exports_of({
+    "workbench.data.blocks": ["blocks_tensor", "pack", "tokenize"],
+    "workbench.data.corpora": [
+        "CORPORA", "CorpusError", "CorpusUnavailableError", "corpus_fingerprint", "describe_corpus", "load_corpus",
+    ],
+    "workbench.data.datamodule": ["PretrainDataModule"],
+    "workbench.data.finetune_datamodule": ["FinetuneDataModule"],
+    "workbench.data.tasks": [
+        "TASK_KINDS", "TASKS", "TaskData", "TaskError", "TaskUnavailableError", "check_task_options", "load_task",
+    ],
+    "workbench.data.text_encoders": [
+        "Encoded", "HFTextEncoder", "TextEncoder", "TextEncoderError", "WorkbenchTextEncoder",
+    ],
+    "workbench.data.tokenizers": [
+        "TOKENIZERS", "BPETokenizer", "ByteTokenizer", "CharTokenizer", "Tokenizer", "TokenizerError",
+        "build_tokenizer", "load_tokenizer",
+    ],
+})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -26,9 +26,8 @@ from pathlib import Path
 import datasets
 
 from workbench.config import keyword_options
+from workbench.data.choices import CORPORA
 from workbench.errors import RequestError, ResourceError
-
-CORPORA = ("stdlib", "text", "hf")
 
 # Bump when the way a corpus is built changes, so stale Arrow caches are not reused.
 CORPUS_FORMAT = "workbench-corpus-v1"

@@ -24,10 +24,10 @@ from typing import ClassVar
 import numpy as np
 import tokenizers as hf
 
+from workbench.data.choices import TOKENIZERS
 from workbench.errors import RequestError
 from workbench.files import atomic_write
 
-TOKENIZERS = ("byte", "char", "bpe")
 FILENAME = "tokenizer.json"
 UNK = "<unk>"
 MIN_BPE_VOCAB = 257

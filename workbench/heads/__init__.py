@@ -6,25 +6,15 @@ Heads know hidden states and labels only; the base, the data and the training
 loop live elsewhere.
 """
 
-from workbench.heads.build import HEADS, build_head
-from workbench.heads.classification import IGNORE_INDEX, SequenceClassificationHead, TokenClassificationHead
-from workbench.heads.for_task import CLASSIFICATION_KINDS, HEAD_FOR_TASK, TASK_KINDS, head_for_task
-from workbench.heads.lm import LMHead
-from workbench.heads.pooling import POOLINGS, pool
-from workbench.heads.regression import RegressionHead
+from workbench.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "CLASSIFICATION_KINDS",
-    "HEADS",
-    "HEAD_FOR_TASK",
-    "IGNORE_INDEX",
-    "POOLINGS",
-    "LMHead",
-    "RegressionHead",
-    "SequenceClassificationHead",
-    "TASK_KINDS",
-    "TokenClassificationHead",
-    "build_head",
-    "head_for_task",
-    "pool",
-]
+_EXPORTS = exports_of({
+    "workbench.heads.build": ["HEADS", "build_head"],
+    "workbench.heads.classification": ["IGNORE_INDEX", "SequenceClassificationHead", "TokenClassificationHead"],
+    "workbench.heads.for_task": ["CLASSIFICATION_KINDS", "HEAD_FOR_TASK", "TASK_KINDS", "head_for_task"],
+    "workbench.heads.lm": ["LMHead"],
+    "workbench.heads.pooling": ["POOLINGS", "pool"],
+    "workbench.heads.regression": ["RegressionHead"],
+})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

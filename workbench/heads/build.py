@@ -5,12 +5,11 @@ from __future__ import annotations
 from torch import nn
 
 from workbench.config import ConfigError
+from workbench.heads.choices import HEADS
 from workbench.heads.classification import SequenceClassificationHead, TokenClassificationHead
 from workbench.heads.lm import LMHead
 from workbench.heads.pooling import check_pooling
 from workbench.heads.regression import RegressionHead
-
-HEADS = ("sequence_classification", "token_classification", "regression", "lm")
 
 
 def build_head(

@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 
 from workbench.config import ConfigError
-
-POOLINGS = ("mean", "last", "first")
+from workbench.heads.choices import POOLINGS
 
 
 def check_pooling(how: str) -> str:

@@ -1,17 +1,12 @@
 """Base architectures: a config dataclass and an nn.Module, nothing of training or data."""
 
-from workbench.models.backbone import Backbone, DecoderBackbone
-from workbench.models.config import PRESETS, DecoderConfig
-from workbench.models.decoder import Decoder, DecoderOutput
-from workbench.models.generate import filter_logits, generate
+from workbench.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "PRESETS",
-    "Backbone",
-    "Decoder",
-    "DecoderBackbone",
-    "DecoderConfig",
-    "DecoderOutput",
-    "filter_logits",
-    "generate",
-]
+_EXPORTS = exports_of({
+    "workbench.models.backbone": ["Backbone", "DecoderBackbone"],
+    "workbench.models.config": ["PRESETS", "DecoderConfig"],
+    "workbench.models.decoder": ["Decoder", "DecoderOutput"],
+    "workbench.models.generate": ["filter_logits", "generate"],
+})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,31 +1,18 @@
 """LightningModules and the recipes that assemble them with data and a Trainer."""
 
-from workbench.heads import HEAD_FOR_TASK, TASK_KINDS  # re-exported: the one task-kind table lives with the heads
-from workbench.modules.checkpoint import CheckpointError, load_pretrained, save_pretrained
-from workbench.modules.finetune import FinetuneModule
-from workbench.modules.lora import merge_lora
-from workbench.modules.optim import OptimConfig
-from workbench.modules.pretrain import PretrainModule
-from workbench.modules.pretrain_recipe import PretrainOutcome, pretrain
-from workbench.modules.pretrain_settings import PretrainSettings
-from workbench.modules.recorder import TrainingRecorder
-from workbench.modules.strategies import STRATEGIES, GradualUnfreeze, Strategy
+from workbench.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "HEAD_FOR_TASK",
-    "STRATEGIES",
-    "TASK_KINDS",
-    "CheckpointError",
-    "FinetuneModule",
-    "GradualUnfreeze",
-    "OptimConfig",
-    "PretrainModule",
-    "PretrainOutcome",
-    "PretrainSettings",
-    "Strategy",
-    "TrainingRecorder",
-    "load_pretrained",
-    "merge_lora",
-    "pretrain",
-    "save_pretrained",
-]
+_EXPORTS = exports_of({
+    "workbench.heads": ["HEAD_FOR_TASK", "TASK_KINDS"],
+    "workbench.modules.checkpoint": ["CheckpointError", "load_pretrained", "save_pretrained"],
+    "workbench.modules.finetune": ["FinetuneModule"],
+    "workbench.modules.lora": ["merge_lora"],
+    "workbench.modules.optim": ["OptimConfig"],
+    "workbench.modules.pretrain": ["PretrainModule"],
+    "workbench.modules.pretrain_recipe": ["PretrainOutcome", "pretrain"],
+    "workbench.modules.pretrain_settings": ["PretrainSettings"],
+    "workbench.modules.recorder": ["TrainingRecorder"],
+    "workbench.modules.strategies": ["STRATEGIES", "GradualUnfreeze", "Strategy"],
+})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

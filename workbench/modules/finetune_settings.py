@@ -9,16 +9,18 @@ is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from workbench.config import ConfigError
-from workbench.data.tasks import TASK_KINDS, TASKS
-from workbench.heads import HEAD_FOR_TASK, HEADS, POOLINGS
-from workbench.modules.strategies import STRATEGIES, Strategy
-from workbench.modules.training import PRECISIONS
+from workbench.data.choices import TASKS
+from workbench.heads.choices import HEADS, POOLINGS
+from workbench.heads.for_task import HEAD_FOR_TASK, TASK_KINDS
+from workbench.modules.choices import PRECISIONS, STRATEGIES
 from workbench.settings import Settings, setting
 
-NAMED_BASES = ("minilm",)  # bases that are names, not folders (modules/bases.py loads them)
+if TYPE_CHECKING:
+    from workbench.modules.strategies import Strategy
+
+NAMED_BASES = ("minilm",)  # bases that are names, not folders (modules/base_model.py loads them)
 
 DEFAULT_HEADS = HEAD_FOR_TASK  # the head each task kind gets unless `head` says otherwise (heads/for_task.py)
 
@@ -65,11 +67,8 @@ class FinetuneSettings(Settings):
             yield 'task="file" needs task_path: a CSV, JSON(L) or Parquet file'
         if self.task == "hf" and not self.hf_name:
             yield 'task="hf" needs hf_name: the Hugging Face dataset to read'
-        if self.strategy in STRATEGIES:
-            try:
-                self.strategy_value()
-            except ConfigError as error:
-                yield str(error)
+        if self.lora_targets is not None and not all(isinstance(t, str) and t for t in self.lora_targets or [""]):
+            yield f"lora_targets={self.lora_targets!r} must be a non-empty list of module names, or None"
 
     def required_paths(self) -> dict[str, list[str]]:
         paths = super().required_paths()
@@ -81,6 +80,8 @@ class FinetuneSettings(Settings):
         return paths
 
     def strategy_value(self) -> Strategy:
+        from workbench.modules.strategies import Strategy  # here: these settings are read with no framework loaded
+
         return Strategy(
             name=self.strategy,
             layer_lr_decay=self.layer_lr_decay,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from workbench.config import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def adamw(model: nn.Module, config: OptimConfig) -> torch.optim.AdamW:
     """AdamW over `parameter_groups`, with the fused kernel (one launch per step; CPU and CUDA)."""
+    import torch  # here: OptimConfig above is read by the settings' spec check, which loads no framework
+
     return torch.optim.AdamW(
         parameter_groups(model, config.weight_decay),
         lr=config.learning_rate,

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
-from workbench.data import CORPORA, TOKENIZERS
+from workbench.data.choices import CORPORA, TOKENIZERS
 from workbench.data.tokenizers import check_tokenizer_options
 from workbench.errors import RequestError
-from workbench.models import PRESETS, DecoderConfig
+from workbench.models.config import PRESETS, DecoderConfig
+from workbench.modules.choices import PRECISIONS
 from workbench.modules.optim import OptimConfig
-from workbench.modules.training import PRECISIONS
 from workbench.settings import Settings, setting
 
 RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches")  # neither changes the trained weights

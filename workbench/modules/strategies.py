@@ -33,6 +33,7 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
 from workbench.config import ConfigError, from_dict
+from workbench.modules.choices import STRATEGIES
 from workbench.modules.optim import OptimConfig, warmup_cosine
 
 
@@ -319,7 +320,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     ),
     "lora": Behaviour(add_adapters, settings_phrase=lora_settings),
 }
-STRATEGIES = tuple(BEHAVIOURS)
+if tuple(BEHAVIOURS) != STRATEGIES:  # the names live in modules/choices.py, light enough for the spec check
+    raise RuntimeError(f"BEHAVIOURS {tuple(BEHAVIOURS)} and choices.STRATEGIES {STRATEGIES} disagree")
 
 
 def strategy_phrase(values: Mapping[str, Any]) -> str | None:

@@ -14,8 +14,6 @@ from typing import Any
 import lightning as L
 import torch
 
-PRECISIONS = ("32-true", "bf16-mixed")
-
 
 def quiet_lightning(*, modules_in_eval: bool = False) -> None:
     """Keep Lightning's banners (accelerator lines, tips) out of notebook outputs; warnings still show.

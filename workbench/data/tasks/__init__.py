@@ -5,8 +5,12 @@ standard library (docstring-topic, token-type, function-size); "file" and "hf"
 bring the researcher's own data. See `load_task`.
 """
 
-from workbench.data.tasks.base import TaskData, TaskError, TaskUnavailableError
-from workbench.data.tasks.load import TASKS, check_task_options, load_task
-from workbench.heads.for_task import TASK_KINDS  # one table: task kind -> default head, kept with the heads
+from workbench.lazy import exports_of, lazy_exports
 
-__all__ = ["TASKS", "TASK_KINDS", "TaskData", "TaskError", "TaskUnavailableError", "check_task_options", "load_task"]
+_EXPORTS = exports_of({
+    "workbench.data.tasks.base": ["TaskData", "TaskError", "TaskUnavailableError"],
+    "workbench.data.tasks.load": ["TASKS", "check_task_options", "load_task"],
+    "workbench.heads.for_task": ["TASK_KINDS"],
+})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

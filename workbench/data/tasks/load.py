@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 from workbench.config import keyword_options
+from workbench.data.choices import TASKS
 from workbench.data.tasks import docstring_topic, function_size, generic, token_type
 from workbench.data.tasks.base import TaskData, TaskError
 from workbench.data.tasks.python_source import source_tree
 from workbench.data.tasks.splits import cap_examples, check_fraction, split_by_group, subsample
 from workbench.heads.for_task import TASK_KINDS
 
-TASKS = ("docstring-topic", "token-type", "function-size", "file", "hf")
 BUILT_IN_KINDS = {
     "docstring-topic": "sequence_classification",
     "token-type": "token_classification",

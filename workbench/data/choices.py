@@ -1,0 +1,9 @@
+"""The names a data setting chooses among, in a module that imports nothing heavy.
+
+The settings dataclasses (and so `workbench run`'s spec check) read them before torch or
+`datasets` loads; the modules that implement each choice import them from here.
+"""
+
+CORPORA = ("stdlib", "text", "hf")
+TOKENIZERS = ("byte", "char", "bpe")
+TASKS = ("docstring-topic", "token-type", "function-size", "file", "hf")

@@ -1,0 +1,8 @@
+"""The strategy and precision names a training setting chooses among; imports nothing heavy.
+
+strategies.py keys its behaviour table on STRATEGIES (and checks that it does); the settings
+dataclasses, and so `workbench run`'s spec check, read the names without loading Lightning.
+"""
+
+STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
+PRECISIONS = ("32-true", "bf16-mixed")
