@@ -19,8 +19,8 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 
 # Notebook -> heading -> at least this many outputs of each kind in the cells under it.
 PROMISED = {
-    "pretrain": {"Train": {"plotly": 1}, "Loss": {"plotly": 1}},
-    "finetune": {"Train and test": {"plotly": 1}, "Curves and errors": {"plotly": 2}},  # loss and confusion matrix
+    "pretrain": {"Train": {"plotly": 1}},  # the live figure, left as the whole history when training ends
+    "finetune": {"Train and test": {"plotly": 1}, "Errors": {"plotly": 1}},  # curves; the confusion matrix
     "probe": {
         "Live curves": {"plotly": 1},
         "Generation playground": {"widget": 1, "html": 1},
