@@ -20,8 +20,13 @@ def plot_count(cell) -> int:
 
 
 def wait_for_plots(lab: LabPage, minimum: int, timeout_ms: int = 60_000) -> None:
-    lab.page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {minimum}",
-                               timeout=timeout_ms)
+    """Wait for `minimum` drawn plotly figures. A saved static figure comes back from disk as plotly's PNG
+    snapshot, drawn again when the pointer enters it: enter each, as a reader's pointer would."""
+    lab.page.wait_for_function(
+        "() => { document.querySelectorAll('.jp-RenderedPlotly img.plot-img')"
+        ".forEach(img => img.dispatchEvent(new MouseEvent('mouseenter')));"
+        f" return document.querySelectorAll('.js-plotly-plot .main-svg').length >= {minimum}; }}",
+        timeout=timeout_ms, polling=1000)
 
 
 def assert_clean_tree(worktree: Path, when: str) -> None:
@@ -49,6 +54,9 @@ def researchers_day(lab: LabPage, worktree: Path, *, views: Callable[[LabPage, s
             problems.append(f"{what}: {error}")
         except Exception as error:  # a view that never appeared (a Playwright timeout) is a finding too
             problems.append(f"{what}: {type(error).__name__}: {str(error).splitlines()[0]}")
+        else:
+            return
+        print(f"{lab.path}: {problems[-1]}", flush=True)
 
     name = Path(lab.path).stem
     try:
