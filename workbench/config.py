@@ -91,5 +91,7 @@ def keyword_options(
     }
     unknown = sorted(set(options) - set(defaults))
     if unknown:
-        raise error(f"unknown {what} option(s) {', '.join(map(repr, unknown))}; valid options are: {', '.join(defaults)}")
+        raise error(
+            f"unknown {what} option(s) {', '.join(map(repr, unknown))}; valid options are: {', '.join(defaults)}"
+        )
     return {**defaults, **options}

@@ -107,7 +107,8 @@ def test_cache_is_reused_by_a_fresh_process(corpus, text_files, cache_dir, run_f
         class RefusesToEncode(ByteTokenizer):
             def encode_batch(self, texts):
                 raise AssertionError("recomputed")
-        corpus = load_corpus("text", paths={str(text_files / "*.txt")!r}, validation_fraction=0.2, cache_dir={cache_dir!r})
+        corpus = load_corpus("text", paths={str(text_files / "*.txt")!r}, validation_fraction=0.2,
+                             cache_dir={cache_dir!r})
         tokens = tokenize(corpus["validation"], RefusesToEncode())
         print(json.dumps({{"tokens": tokens.cache_files, "packed": pack(tokens, 32).cache_files}}))
         """,

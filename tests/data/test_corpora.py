@@ -127,7 +127,7 @@ def test_glob_of_text_files_splits_by_file(text_files, cache_dir):
     train, validation = list(corpus["train"]["source"]), list(corpus["validation"]["source"])
     assert sorted(train + validation) == [f"doc{i:02d}.txt" for i in range(12)]
     assert train and validation
-    by_source = dict(zip(corpus["train"]["source"], corpus["train"]["text"]))
+    by_source = dict(zip(corpus["train"]["source"], corpus["train"]["text"], strict=True))
     assert by_source[train[0]] == (text_files / train[0]).read_text()
 
 
@@ -217,12 +217,13 @@ def test_hub_dataset_gets_text_and_source_columns(local_hub_dataset, cache_dir):
 
 def test_hub_dataset_without_validation_is_carved_deterministically(local_hub_dataset, tmp_path):
     name = str(local_hub_dataset / "train_only")
-    first = load_corpus("hf", hf_name=name, text_column="content", validation_fraction=0.25, cache_dir=str(tmp_path / "a"))
-    second = load_corpus("hf", hf_name=name, text_column="content", validation_fraction=0.25, cache_dir=str(tmp_path / "b"))
+    options = dict(hf_name=name, text_column="content", validation_fraction=0.25)
+    first = load_corpus("hf", **options, cache_dir=str(tmp_path / "a"))
+    second = load_corpus("hf", **options, cache_dir=str(tmp_path / "b"))
     assert len(first["validation"]) == 10 and len(first["train"]) == 30
     assert list(first["validation"]["source"]) == list(second["validation"]["source"])
     assert not set(first["train"]["source"]) & set(first["validation"]["source"])
-    capped = load_corpus("hf", hf_name=name, text_column="content", max_files=8, validation_fraction=0.25, cache_dir=str(tmp_path / "a"))
+    capped = load_corpus("hf", **options, max_files=8, cache_dir=str(tmp_path / "a"))
     assert (len(capped["train"]), len(capped["validation"])) == (6, 2)
 
 

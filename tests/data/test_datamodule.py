@@ -4,8 +4,8 @@ import lightning as L
 import pytest
 import torch
 
-from workbench.data.datamodule import ShuffledBatches
 from workbench.data import CorpusError, PretrainDataModule, TokenizerError, build_tokenizer
+from workbench.data.datamodule import ShuffledBatches
 
 
 @pytest.fixture
@@ -81,14 +81,14 @@ def test_batch_order_follows_the_seed(options):
     first = batches(text_module(options, seed=1).train_dataloader())
     same = batches(text_module(options, seed=1).train_dataloader())
     other = batches(text_module(options, seed=2).train_dataloader())
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, same))
-    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, other))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, same, strict=True))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, other, strict=True))
 
 
 def test_each_epoch_reshuffles(options):
     loader = text_module(options).train_dataloader()
     epoch_one, epoch_two = batches(loader), batches(loader)
-    assert not all(torch.equal(a[0], b[0]) for a, b in zip(epoch_one, epoch_two))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(epoch_one, epoch_two, strict=True))
 
 
 @pytest.mark.slow

@@ -69,7 +69,8 @@ def test_regression_labels_are_floats(byte_encoder):
 
 def test_token_labels_take_the_first_labelled_character(byte_encoder):
     #        "if é:"   i  f  ' '  é  :
-    task = make_task("token_classification", {"text": ["if é:", "x"], "char_labels": [[1, 1, U, 0, 2], [0]]}, ["n", "k", "o"])
+    rows = {"text": ["if é:", "x"], "char_labels": [[1, 1, U, 0, 2], [0]]}
+    task = make_task("token_classification", rows, ["n", "k", "o"])
     _, batch = first_batch(task, byte_encoder)
     # é is two bytes, both take its label; the space and the padding are -100
     assert batch["labels"].tolist() == [[1, 1, U, 0, 0, 2], [0, U, U, U, U, U]]
@@ -109,7 +110,8 @@ def test_causal_lm_labels_mask_the_prompt_and_the_padding(byte_encoder):
     prompts, completions = ["Q: 1+1=", "Hi"], [" 2", " there!"]
     task = make_task(
         "causal_lm",
-        {"text": [p + c for p, c in zip(prompts, completions)], "prompt": prompts, "completion": completions},
+        {"text": [p + c for p, c in zip(prompts, completions, strict=True)], "prompt": prompts,
+         "completion": completions},
     )
     module, batch = first_batch(task, byte_encoder)
     assert module.num_labels is None

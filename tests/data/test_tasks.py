@@ -26,7 +26,8 @@ PACKAGES = {"alpha": "parsing", "beta": "network", "gamma": "drawing"}  # 3 file
 
 def _module(package: str, topic: str, file_index: int) -> str:
     functions = [
-        f'def {package}_{file_index}_{i}(x):\n    """The {package} {topic} helper {i} of file {file_index} does {topic}."""\n'
+        f'def {package}_{file_index}_{i}(x):\n'
+        f'    """The {package} {topic} helper {i} of file {file_index} does {topic}."""\n'
         f"    y = x + {i}\n    return y\n"
         for i in range(22)
     ]
@@ -193,9 +194,9 @@ def test_token_labels_align_with_the_text_on_real_code():
     assert len(labelled) > 100
     for text, labels in labelled.values():
         assert len(labels) == len(text)
-        for char, label in zip(text, labels):
+        for char, label in zip(text, labels, strict=True):
             assert label == U if char.isspace() else (label != U or char == "\\")
-        words = "".join(c if l == KEYWORD else " " for c, l in zip(text, labels)).split()
+        words = "".join(c if label == KEYWORD else " " for c, label in zip(text, labels, strict=True)).split()
         assert words and all(keyword.iskeyword(w) for w in words) or not words
 
 
@@ -245,7 +246,7 @@ def test_token_type_on_a_small_tree(tree, cache):
     row = next(r for r in task.splits["train"] if r["text"].strip().startswith("return y"))
     assert row["char_labels"] == [U] * 4 + [KEYWORD] * 6 + [U, NAME]
     for split in task.splits.values():
-        for text, labels in zip(split["text"], split["char_labels"]):
+        for text, labels in zip(split["text"], split["char_labels"], strict=True):
             assert len(text) == len(labels) and text.strip() and len(text) <= token_type.MAX_LINE_CHARS
 
 
@@ -317,7 +318,7 @@ def test_docstring_topic_on_the_real_standard_library(tmp_path):
 def test_token_type_on_the_real_standard_library_is_quick_when_capped(tmp_path):
     task = load_task("token-type", max_examples=40, cache_dir=str(tmp_path))
     assert sum(len(s) for s in task.splits.values()) == 40
-    for text, labels in zip(task.splits["train"]["text"], task.splits["train"]["char_labels"]):
+    for text, labels in zip(task.splits["train"]["text"], task.splits["train"]["char_labels"], strict=True):
         assert len(text) == len(labels)
 
 
@@ -346,7 +347,8 @@ def test_strata_put_every_stratum_in_every_split():
 
 @pytest.fixture
 def imbalanced_csv(tmp_path) -> Path:
-    rows = ["text,label"] + [f"text number {i},{'cat' if i % 10 < 6 else 'dog' if i % 10 < 9 else 'eel'}" for i in range(600)]
+    animal = ["cat"] * 6 + ["dog"] * 3 + ["eel"]
+    rows = ["text,label"] + [f"text number {i},{animal[i % 10]}" for i in range(600)]
     path = tmp_path / "animals.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
@@ -398,7 +400,8 @@ def test_file_task_from_csv_with_string_labels(tmp_path):
 
 def test_file_task_from_jsonl_infers_the_kind(tmp_path):
     path = tmp_path / "data.jsonl"
-    rows = [{"text": f"line {i}", "score": i / 10, "level": i % 3, "prompt": f"Q{i}:", "completion": f" A{i}"} for i in range(30)]
+    rows = [{"text": f"line {i}", "score": i / 10, "level": i % 3, "prompt": f"Q{i}:", "completion": f" A{i}"}
+            for i in range(30)]
     rows.append({"text": "", "score": 1.0, "level": 1, "prompt": "", "completion": ""})  # empty: dropped
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     cache_dir = str(tmp_path / "c")
@@ -431,7 +434,8 @@ def test_file_task_errors_name_the_problem(tmp_path):
     with pytest.raises(TaskError, match="no column 'text'; its columns are: sentence, score"):
         load_task("file", path=str(path), label_column="score", cache_dir=cache_dir)
     with pytest.raises(TaskError, match="sequence_classification.*kind='regression'"):
-        load_task("file", path=str(path), text_column="sentence", label_column="score", kind="sequence_classification", cache_dir=cache_dir)
+        load_task("file", path=str(path), text_column="sentence", label_column="score",
+                  kind="sequence_classification", cache_dir=cache_dir)
     with pytest.raises(TaskError, match="causal_lm.*'prompt' and 'completion'"):
         load_task("file", path=str(path), kind="causal_lm", cache_dir=cache_dir)
     with pytest.raises(TaskError, match=r"\.csv, \.json, \.jsonl, \.parquet"):
@@ -444,7 +448,8 @@ def test_parquet_file_with_regression_labels(tmp_path):
     import datasets
 
     path = tmp_path / "sizes.parquet"
-    datasets.Dataset.from_dict({"text": [f"t{i}" for i in range(12)], "label": [float(i) for i in range(12)]}).to_parquet(str(path))
+    rows = {"text": [f"t{i}" for i in range(12)], "label": [float(i) for i in range(12)]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(path))
     task = load_task("file", path=str(path), cache_dir=str(tmp_path / "c"))
     assert task.kind == "regression"
     assert sorted(v for s in task.splits.values() for v in s["label"]) == [float(i) for i in range(12)]

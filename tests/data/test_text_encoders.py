@@ -47,7 +47,7 @@ def test_workbench_encoders_give_ids_and_the_characters_they_cover(kind, bpe):
     encoder = WorkbenchTextEncoder(tokenizer, max_length=512)
     encoded = encoder.encode(TEXTS)
     assert encoder.pad_id == 0
-    for text, item in zip(TEXTS, encoded):
+    for text, item in zip(TEXTS, encoded, strict=True):
         assert item.ids == tokenizer.encode(text)
         assert len(item.offsets) == len(item.ids)
         _check_spans_cover_the_text(text, item)
@@ -82,11 +82,11 @@ def test_minilm_encoder_adds_cls_and_sep_with_empty_spans(minilm_tokenizer):
     encoder = HFTextEncoder(minilm_tokenizer, max_length=64)
     assert encoder.pad_id == minilm_tokenizer.pad_token_id == 0
     texts = ["Return the Parsed value.", "naïve café"]
-    for text, item in zip(texts, encoder.encode(texts)):
+    for text, item in zip(texts, encoder.encode(texts), strict=True):
         assert item.ids[0] == minilm_tokenizer.cls_token_id and item.ids[-1] == minilm_tokenizer.sep_token_id
         assert item.offsets[0] == item.offsets[-1] == (0, 0)
         pieces = minilm_tokenizer.convert_ids_to_tokens(item.ids[1:-1])
-        for piece, (start, end) in zip(pieces, item.offsets[1:-1]):
+        for piece, (start, end) in zip(pieces, item.offsets[1:-1], strict=True):
             assert start < end
             # lower-cased and accent-stripped, but the span is of the original text
             assert piece.removeprefix("##") == text[start:end].lower().replace("ï", "i").replace("é", "e")

@@ -110,7 +110,8 @@ def _token_stream(column: pa.ChunkedArray, separator_ids: list[int]) -> np.ndarr
 def blocks_tensor(packed: datasets.Dataset) -> torch.Tensor:
     """The packed rows as one LongTensor (N, block_size + 1), for sampling without `datasets`."""
     if "input_ids" not in packed.column_names:
-        raise RequestError(f"blocks_tensor needs an 'input_ids' column; the dataset has: {', '.join(packed.column_names)}")
+        columns = ", ".join(packed.column_names)
+        raise RequestError(f"blocks_tensor needs an 'input_ids' column; the dataset has: {columns}")
     column = packed.with_format("arrow")[:]["input_ids"]
     if not pa.types.is_fixed_size_list(column.type):
         raise RequestError(f"'input_ids' must hold fixed-length rows (use pack), got {column.type}")

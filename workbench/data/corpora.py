@@ -110,7 +110,9 @@ def _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text
     if name == "text" and not paths:
         raise CorpusError("the 'text' corpus needs paths=: a file path, a glob, or a list of them")
     if name == "hf" and not hf_name:
-        raise CorpusError("the 'hf' corpus needs hf_name=, a Hugging Face dataset name such as 'karpathy/tiny_shakespeare'")
+        raise CorpusError(
+            "the 'hf' corpus needs hf_name=, a Hugging Face dataset name such as 'karpathy/tiny_shakespeare'"
+        )
 
 
 # ---------------------------------------------------------------- local files
@@ -190,7 +192,9 @@ def _from_single_file(path: Path, validation_fraction, cache_dir) -> datasets.Da
     text = _read_text(path)
     cut = int(len(text) * (1 - validation_fraction))
     if cut == 0 or cut == len(text):
-        raise CorpusError(f"{path} has {len(text)} characters, too few to split {validation_fraction} off for validation")
+        raise CorpusError(
+            f"{path} has {len(text)} characters, too few to split {validation_fraction} off for validation"
+        )
     documents = {"train": [(path.name, text[:cut])], "validation": [(path.name, text[cut:])]}
     return _materialise(documents, cache_dir)
 
@@ -360,7 +364,7 @@ def _split_order(corpus: datasets.DatasetDict) -> list[str]:
 
 def _documents(dataset: datasets.Dataset) -> Iterator[tuple[str, str]]:
     for batch in dataset.iter(batch_size=1000):
-        yield from zip(batch["source"], batch["text"])
+        yield from zip(batch["source"], batch["text"], strict=True)
 
 
 def _content_hash(splits: Iterable[tuple[str, Iterable[tuple[str, str]]]]) -> str:

@@ -40,7 +40,8 @@ class PretrainDataModule(L.LightningDataModule):
         if isinstance(tokenizer, Tokenizer):
             if vocab_size is not None and vocab_size != tokenizer.vocab_size:
                 raise TokenizerError(
-                    f"vocab_size={vocab_size} disagrees with the given {tokenizer.kind} tokenizer's {tokenizer.vocab_size}"
+                    f"vocab_size={vocab_size} disagrees with the given {tokenizer.kind} tokenizer's "
+                    f"{tokenizer.vocab_size}"
                 )
         elif isinstance(tokenizer, str):
             check_tokenizer_options(tokenizer, vocab_size)

@@ -144,7 +144,7 @@ def completion_labels(encoded: Encoded, prompt_chars: int) -> torch.Tensor:
     """
     labels = [
         token if end > prompt_chars and end > start else IGNORE
-        for token, (start, end) in zip(encoded.ids, encoded.offsets)
+        for token, (start, end) in zip(encoded.ids, encoded.offsets, strict=True)
     ]
     return torch.tensor(labels, dtype=torch.long)
 

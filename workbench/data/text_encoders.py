@@ -118,7 +118,7 @@ class HFTextEncoder(TextEncoder):
         )
         return [
             Encoded(list(ids), [tuple(span) for span in offsets])
-            for ids, offsets in zip(batch["input_ids"], batch["offset_mapping"])
+            for ids, offsets in zip(batch["input_ids"], batch["offset_mapping"], strict=True)
         ]
 
     def describe(self) -> dict:

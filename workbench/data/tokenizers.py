@@ -121,7 +121,7 @@ class ByteTokenizer(Tokenizer):
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         ids = list(text.encode("utf-8"))
         if len(ids) == len(text):  # ASCII: byte i is character i
-            return ids, list(zip(range(len(text)), range(1, len(text) + 1)))
+            return ids, list(zip(range(len(text)), range(1, len(text) + 1), strict=True))
         # Each character repeats its position once per UTF-8 byte (1 to 4, by code point).
         codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
         widths = 1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000)

@@ -39,7 +39,9 @@ def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict], metric: str, by: tuple[str, ...] = ("base", "strategy", "label_fraction")) -> list[dict]:
+def summarise(
+    rows: list[dict], metric: str, by: tuple[str, ...] = ("base", "strategy", "label_fraction")
+) -> list[dict]:
     """Mean, standard deviation and count of `metric` for each group of rows (groups of seeds)."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for row in rows:
@@ -50,7 +52,8 @@ def summarise(rows: list[dict], metric: str, by: tuple[str, ...] = ("base", "str
     summary = []
     for key, values in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary.append({**dict(zip(by, key)), "mean": statistics.fmean(values), "std": spread, "n": len(values)})
+        group = dict(zip(by, key, strict=True))
+        summary.append({**group, "mean": statistics.fmean(values), "std": spread, "n": len(values)})
     return summary
 
 
@@ -70,7 +73,8 @@ def label_efficiency_figure(rows: list[dict], metric: str = "test_macro_f1", *, 
             name=f"{base} · {strategy}",
             line=dict(dash="solid" if base == "pretrained" else "dot" if base == "scratch" else "dash"),
             customdata=[[p["n"]] for p in points],
-            hovertemplate="label fraction %{x}<br>" + metric + " %{y:.4f} ± %{error_y.array:.4f}<br>%{customdata[0]} seed(s)",
+            hovertemplate="label fraction %{x}<br>" + metric
+            + " %{y:.4f} ± %{error_y.array:.4f}<br>%{customdata[0]} seed(s)",
         )
     fractions = sorted({row["label_fraction"] for row in rows})
     figure.update_layout(

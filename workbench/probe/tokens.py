@@ -1,4 +1,5 @@
-"""Shared by the model views: a prompt as ids the model accepts, tokens as readable labels, colours for probabilities."""
+"""Shared by the model views: a prompt as ids the model accepts, tokens as readable labels, colours for
+probabilities."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def build(
     rows = definitions(root, cache_dir=cache_dir).select_columns(["group", "docstring"])
     examples, seen = [], set()
     for batch in rows.iter(batch_size=5000):
-        for group, docstring in zip(batch["group"], batch["docstring"]):
+        for group, docstring in zip(batch["group"], batch["docstring"], strict=True):
             text = clean(docstring)
             package = top_level(group)
             if len(text) >= MIN_CHARS and package is not None and text not in seen:

@@ -23,7 +23,8 @@ def build(root=None, *, max_chars: int = MAX_CHARS, cache_dir: str | None = None
     rows = definitions(root, cache_dir=cache_dir).select_columns(["group", "kind", "source", "statements"])
     columns, seen = {"text": [], "label": [], "group": []}, set()
     for batch in rows.iter(batch_size=5000):
-        for group, kind, source, statements in zip(*(batch[c] for c in ("group", "kind", "source", "statements"))):
+        fields = (batch[c] for c in ("group", "kind", "source", "statements"))
+        for group, kind, source, statements in zip(*fields, strict=True):
             if kind == "function" and source and len(source) <= max_chars and source not in seen:
                 seen.add(source)  # an identical function in two files would leak across splits
                 columns["text"].append(source)

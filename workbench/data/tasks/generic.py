@@ -80,7 +80,7 @@ def to_task(
     else:  # token_classification
         _require_dtype(label_feature, _is_int_list, source, label_column, kind, "one int per character of the text")
         label_names = _token_label_names(texts, labels, source, label_column)
-    rows = [(t, l, g) for t, l, g in zip(texts, labels, groups) if t and l is not None]
+    rows = [(t, label, g) for t, label, g in zip(texts, labels, groups, strict=True) if t and label is not None]
     label_key = "char_labels" if kind == "token_classification" else "label"
     dataset = datasets.Dataset.from_dict(
         {"text": [r[0] for r in rows], label_key: [r[1] for r in rows], "group": [r[2] for r in rows]},
@@ -118,7 +118,7 @@ def _causal_lm(raw, source, group_prefix, text_column):
             f"{source} has: {', '.join(columns)}"
         )
     groups = _groups(raw, group_prefix)
-    rows = [(p or "", c, g) for p, c, g in zip(prompts, completions, groups) if c]
+    rows = [(p or "", c, g) for p, c, g in zip(prompts, completions, groups, strict=True) if c]
     dataset = datasets.Dataset.from_dict(
         {
             "text": [p + c for p, c, _ in rows],
@@ -166,7 +166,7 @@ def _class_ids(feature, labels, source, label_column) -> tuple[list[int | None],
 def _token_label_names(texts, labels, source, label_column) -> list[str]:
     """Check one label per character; names are the ids as strings ("0", "1", ...)."""
     highest = -1
-    for row, (text, row_labels) in enumerate(zip(texts, labels)):
+    for row, (text, row_labels) in enumerate(zip(texts, labels, strict=True)):
         if text is None or row_labels is None:
             continue
         if len(row_labels) != len(text):

@@ -76,7 +76,7 @@ def load_task(
         kind, label_names = BUILT_IN_KINDS[name], None
         if name == "docstring-topic":
             dataset, label_names = docstring_topic.build(root, cache_dir=cache_dir)
-            strata = dict(zip(dataset["group"][:], dataset["label"][:]))  # one package per file
+            strata = dict(zip(dataset["group"][:], dataset["label"][:], strict=True))  # one package per file
         elif name == "token-type":
             if max_examples is None:
                 options["max_examples"] = max_examples = token_type.DEFAULT_MAX_EXAMPLES

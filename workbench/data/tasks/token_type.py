@@ -98,7 +98,7 @@ def line_labels(source: str, rows: list[int] | None = None) -> dict[int, tuple[s
     result = {}
     for row in sorted(wanted):
         text, row_labels = texts[row], labels[row]
-        row_labels = [IGNORE if char.isspace() else label for char, label in zip(text, row_labels)]
+        row_labels = [IGNORE if char.isspace() else label for char, label in zip(text, row_labels, strict=True)]
         if any(label != IGNORE for label in row_labels):
             result[row] = (text, row_labels)
     return result
