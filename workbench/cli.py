@@ -19,9 +19,8 @@ import yaml
 
 from workbench.errors import RequestError, ResourceError
 from workbench.runs import find_project_root, format_runs_table, headline_metrics, list_runs, run_spec
-from workbench.runs.outputs import COMPUTE_FILE, read_json
 from workbench.runs.plan import format_plan
-from workbench.runs.registry import format_number
+from workbench.runs.registry import compute_phrase, format_number, read_run
 from workbench.runs.resume import unfinished_note
 from workbench.runs.runner import DEFAULT_RUNS_SUBDIR, PipelineResult, dry_run
 
@@ -109,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="only runs whose params.yaml has KEY=VALUE (VALUE read as YAML; numbers by value; repeatable)",
     )
+    made = runs.add_mutually_exclusive_group()
+    made.add_argument("--interactive", dest="interactive", action="store_const", const=True,
+                      help="only runs started by hand in JupyterLab (a notebook with output_dir \"\")")
+    made.add_argument("--unattended", dest="interactive", action="store_const", const=False,
+                      help="only runs made by `workbench run`")
     runs.add_argument("--json", action="store_true", help="print the matching runs as JSON, one object each")
     runs.set_defaults(command=_runs)
 
@@ -176,12 +180,9 @@ def _run(args: argparse.Namespace) -> int:
     headline = headline_metrics(result.metrics)
     if headline:
         print("metrics: " + "  ".join(f"{k}={format_number(v)}" for k, v in headline.items()))
-    compute = result.run_dir / COMPUTE_FILE
-    if compute.is_file():
-        c = read_json(compute)
-        if {"train_tokens", "train_time_s", "tokens_per_s"} <= set(c):
-            print(f"compute: {c['train_tokens']:,} training tokens in {c['train_time_s']:.1f} s "
-                  f"({c['tokens_per_s']:,.0f} tokens/s)")
+    phrase = compute_phrase(read_run(result.run_dir))
+    if phrase:
+        print(f"compute: {phrase}")
     return EXIT_COMPLETED
 
 
@@ -213,14 +214,16 @@ def _runs(args: argparse.Namespace) -> int:
                 "or by running a notebook in JupyterLab (`make lab`)")
         print("[]" if args.json else f"no runs in {runs_dir}{hint}")
         return EXIT_COMPLETED
-    records = filter_runs(records, spec=args.spec, stage=args.stage, status=args.status, params=dict(args.param))
+    records = filter_runs(records, spec=args.spec, stage=args.stage, status=args.status, params=dict(args.param),
+                          interactive=args.interactive)
     if args.json:
         import json
 
         rows = [
             {"id": r.run_id, "spec": r.spec, "stage": r.stage, "status": r.status, "started": r.started,
              "wall_time_s": r.wall_time_s, "path": str(r.run_dir), "varied": r.varied, "params": r.params,
-             "metrics": r.metrics, "compute": r.compute}
+             "metrics": r.metrics, "compute": r.compute, "kind": r.kind, "interactive": r.interactive,
+             "throughput": str(r.throughput) if r.throughput else None}
             for r in records
         ]
         print(json.dumps(rows, indent=2, default=str))

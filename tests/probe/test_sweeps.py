@@ -66,7 +66,7 @@ def test_base_labels():
 
 
 def test_confusion_matrix_figure_shows_row_shares_and_counts():
-    from workbench.probe.heads import confusion_matrix_figure
+    from workbench.probe.confusion import confusion_matrix_figure
 
     figure = confusion_matrix_figure([[3, 1], [0, 4]], ["a", "b"])
     heatmap = figure.data[0]

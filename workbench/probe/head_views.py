@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import torch
 
 from workbench.data.finetune_datamodule import token_labels
-from workbench.probe.heads import confusion_matrix_figure
+from workbench.probe.confusion import confusion_matrix_figure
 from workbench.probe.tokens import span
 
 IGNORE = -100

@@ -1,4 +1,4 @@
-"""Views of a fine-tuned head's predictions."""
+"""The confusion-matrix figure of a fine-tuned classifier (its clickable view is head_views.ConfusionExplorer)."""
 
 from __future__ import annotations
 
