@@ -168,18 +168,7 @@ def test_fourteen_classes_get_fourteen_plainly_different_colours():
     assert len({(m["color"], m["symbol"]) for m in many}) == 60  # past 24 classes the shape changes
 
 
-def labelled_controls(widget) -> list:
-    """Every control under `widget` that shows a description label beside it."""
-    stack, found = [widget], []
-    while stack:
-        current = stack.pop()
-        stack.extend(getattr(current, "children", ()))
-        if getattr(current, "description", ""):
-            found.append(current)
-    return found
-
-
-def test_head_view_labels_are_shown_at_full_width(tiny_model):
+def test_head_view_labels_are_shown_at_full_width(tiny_model, labelled_controls):
     module, encoder = module_for(tiny_model, "sequence_classification")
     rows = prediction_rows(module, encoder, TEXTS, TRUTH, LABELS)
     token_module, _ = module_for(tiny_model, "token_classification")

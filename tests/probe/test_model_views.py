@@ -129,17 +129,6 @@ def test_playground_controls_resample_and_the_token_slider_charts_alternatives(t
     assert widget.output.value == greedy
 
 
-def labelled_controls(widget) -> list:
-    """Every control under `widget` that shows a description label beside it."""
-    stack, found = [widget], []
-    while stack:
-        current = stack.pop()
-        stack.extend(getattr(current, "children", ()))
-        if getattr(current, "description", ""):
-            found.append(current)
-    return found
-
-
 def test_typing_a_prompt_generates_once_not_once_per_keystroke(tiny_model):
     model, tokenizer = tiny_model
     widget = GenerationPlayground(model, tokenizer, prompt="def ", max_new_tokens=5)
@@ -155,7 +144,7 @@ def test_typing_a_prompt_generates_once_not_once_per_keystroke(tiny_model):
     assert widget.generations == 3
 
 
-def test_widget_labels_are_shown_at_full_width(tiny_model):
+def test_widget_labels_are_shown_at_full_width(tiny_model, labelled_controls):
     model, tokenizer = tiny_model
     views = [GenerationPlayground(model, tokenizer, max_new_tokens=3), LogitLensWidget(model, tokenizer),
              AttentionWidget(model, tokenizer, prompt="abc")]
