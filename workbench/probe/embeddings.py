@@ -11,6 +11,7 @@ import torch
 from plotly.colors import qualitative
 
 from workbench.heads.pooling import pool
+from workbench.probe.tokens import padded_batches
 
 POOLINGS = ("mean", "last", "first")
 # 24 colours told apart at a glance (no two closer than CIE76 ΔE 26): a class count like docstring-topic's
@@ -37,14 +38,7 @@ def pooled_hidden_states(backbone, text_encoder, texts: Sequence[str], *, poolin
     device = next(backbone.parameters()).device
     encoded = text_encoder.encode(list(texts))
     vectors = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
-        length = max(1, max(len(e.ids) for e in chunk))
-        ids = torch.full((len(chunk), length), text_encoder.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), length), dtype=torch.long)
-        for row, item in enumerate(chunk):
-            ids[row, : len(item.ids)] = torch.tensor(item.ids, dtype=torch.long)
-            mask[row, : len(item.ids)] = 1
+    for _, ids, mask in padded_batches(encoded, text_encoder.pad_id, batch_size):
         hidden = backbone(ids.to(device), mask.to(device))
         vectors.append(pool(hidden, mask.to(device), pooling).float().cpu().numpy())
     return np.concatenate(vectors)

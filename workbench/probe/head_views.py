@@ -16,7 +16,7 @@ import torch
 
 from workbench.data.finetune_datamodule import token_labels
 from workbench.probe.confusion import confusion_matrix_figure
-from workbench.probe.tokens import span
+from workbench.probe.tokens import padded_batches, span
 
 IGNORE = -100
 LABELS = {"description_width": "initial"}  # widget labels at their full width, never cut short
@@ -34,14 +34,7 @@ def class_probabilities(module, text_encoder, texts: Sequence[str], *, batch_siz
     device = next(module.parameters()).device
     encoded = text_encoder.encode(list(texts))
     probabilities = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
-        length = max(1, max(len(e.ids) for e in chunk))
-        ids = torch.full((len(chunk), length), text_encoder.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), length), dtype=torch.long)
-        for row, item in enumerate(chunk):
-            ids[row, : len(item.ids)] = torch.tensor(item.ids, dtype=torch.long)
-            mask[row, : len(item.ids)] = 1
+    for chunk, ids, mask in padded_batches(encoded, text_encoder.pad_id, batch_size):
         probs = module(ids.to(device), mask.to(device)).float().softmax(-1).cpu()
         for row, item in enumerate(chunk):
             probabilities.append(probs[row].tolist() if probs.dim() == 2 else probs[row, : len(item.ids)].tolist())

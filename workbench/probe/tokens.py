@@ -4,6 +4,7 @@ probabilities."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 
 import torch
 
@@ -41,3 +42,16 @@ def span(text: str, background: str, title: str = "", attrs: str = "") -> str:
     return (f'<span class="wb-token" {attrs} title="{html.escape(title, quote=True)}" '
             f'style="background:{background};padding:1px 0;border-radius:2px;font-family:monospace;'
             f'white-space:pre">{shown}</span>')
+
+
+def padded_batches(encoded: list, pad_id: int, batch_size: int) -> Iterator[tuple[list, torch.Tensor, torch.Tensor]]:
+    """(encodings, ids, mask) per batch of `batch_size` encodings, right-padded to the batch's longest."""
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        length = max(1, max(len(e.ids) for e in chunk))
+        ids = torch.full((len(chunk), length), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), length), dtype=torch.long)
+        for row, item in enumerate(chunk):
+            ids[row, : len(item.ids)] = torch.tensor(item.ids, dtype=torch.long)
+            mask[row, : len(item.ids)] = 1
+        yield chunk, ids, mask
