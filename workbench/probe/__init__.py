@@ -4,8 +4,14 @@ from workbench.probe.attention import AttentionWidget, attention_maps
 from workbench.probe.curves import loss_curve_figure
 from workbench.probe.embeddings import EmbeddingWidget, pca_projection, pooled_hidden_states
 from workbench.probe.generation import complete
-from workbench.probe.head_views import (ConfusionExplorer, ExampleBrowser, TokenHeadBrowser, examples_in_cell,
-                                        outcome_rows, token_predictions)
+from workbench.probe.head_views import (
+    ConfusionExplorer,
+    ExampleBrowser,
+    TokenHeadBrowser,
+    examples_in_cell,
+    outcome_rows,
+    token_predictions,
+)
 from workbench.probe.lens import LogitLensWidget, logit_lens, next_token_distribution
 from workbench.probe.live import LiveCurves
 from workbench.probe.picker import RunPicker, run_histories
