@@ -40,8 +40,9 @@ def tree_changes(worktree: Path) -> str:
 
 def assert_clean_tree(worktree: Path, when: str) -> None:
     changes = tree_changes(worktree)
+    diff = "\n".join(git("diff", "HEAD", cwd=worktree).splitlines()[:40])
     assert changes == "", (f"after {when} the tree differs from HEAD (outputs or volatile metadata reached git; "
-                           f"`make install` sets up the nbstripout filter):\n{changes}")
+                           f"`make install` sets up the nbstripout filter):\n{changes}{diff}")
 
 
 def researchers_day(lab: LabPage, worktree: Path, *, views: Callable[[LabPage, str, list], None],
