@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,minilm]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"
 	@# Notebook outputs and volatile metadata never reach git: nbstripout as the clean filter named in
-	@# .gitattributes (cell ids kept; outputs kept for cells tagged keep_output, the nbval-checked ones).
+	@# .gitattributes (cell ids kept; every output stripped: nbval's expected outputs live in notebooks/quick.yaml).
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  $(BIN)/python -m nbstripout --install --attributes .gitattributes && \
 	  git config filter.nbstripout.clean '"$(abspath $(BIN))/python" -m nbstripout --keep-id' && \

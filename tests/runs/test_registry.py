@@ -293,9 +293,9 @@ def test_fine_tuning_runs_report_examples_per_second_and_pretraining_tokens(tmp_
     records = list_runs(tmp_path)
     lines = format_runs_table(records).splitlines()
     assert "throughput" in lines[0]
-    assert "5120 tokens/s" in lines[1] and "27.3 examples/s" in lines[2] and "27.3 examples/s" in lines[3]
+    assert "5,120 tokens/s" in lines[1] and "27.3 examples/s" in lines[2] and "27.3 examples/s" in lines[3]
     assert lines[3].split()[1] == "interactive"
     assert [r.run_id for r in filter_runs(records, interactive=True)] == ["fine-old"]
-    assert compute_phrase(records[0]) == "15,360 training tokens in 3.0 s (5120 tokens/s)"
+    assert compute_phrase(records[0]) == "15,360 training tokens in 3.0 s (5,120 tokens/s)"
     assert compute_phrase(records[2]) == "1,728 training examples in 63.3 s (27.3 examples/s)"
     assert [r.run_id for r in filter_runs(records, interactive=False)] == ["pre", "fine-new"]

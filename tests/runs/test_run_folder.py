@@ -92,7 +92,7 @@ def test_fine_tuning_throughput_is_examples_and_old_records_are_renamed(tmp_path
 
     write_json(tmp_path / "pre" / "data.json", {"corpus": "stdlib"})
     write_json(tmp_path / "pre" / "compute.json", {"train_tokens": 1000, "train_time_s": 0.5})
-    assert str(RunFolder(tmp_path / "pre").throughput) == "2000 tokens/s"  # computed when no rate was kept
+    assert str(RunFolder(tmp_path / "pre").throughput) == "2,000 tokens/s"  # computed when no rate was kept
 
 
 def test_param_falls_back_to_the_recorded_settings(tmp_path: Path):

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.lens import LABELS, position_labels
 from workbench.probe.tokens import prompt_ids, token_label
 
@@ -72,8 +73,8 @@ class AttentionWidget(widgets.VBox):
         self.layer = widgets.IntSlider(value=0, min=0, max=layers - 1, description="layer", style=LABELS)
         self.head = widgets.IntSlider(value=0, min=0, max=heads - 1, description="head", style=LABELS)
         self.message = widgets.HTML()
-        self.figure = go.FigureWidget(attention_figure(self.maps, 0, 0))
-        self.grid = go.FigureWidget(attention_grid_figure(self.maps))
+        self.figure = FigureWidget(attention_figure(self.maps, 0, 0))
+        self.grid = FigureWidget(attention_grid_figure(self.maps))
         self.prompt.observe(self._new_prompt, names="value")
         self.layer.observe(self._redraw, names="value")
         self.head.observe(self._redraw, names="value")

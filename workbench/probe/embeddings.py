@@ -11,6 +11,7 @@ import torch
 from plotly.colors import qualitative
 
 from workbench.heads.pooling import pool
+from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.tokens import padded_batches
 
 POOLINGS = ("mean", "last", "first")
@@ -87,7 +88,7 @@ class EmbeddingWidget(widgets.VBox):
         self.pooling = widgets.ToggleButtons(options=list(POOLINGS), value=pooling, description="pooling",
                                             style={"description_width": "initial"})
         self.projection = self._project()
-        self.figure = go.FigureWidget(embedding_figure(self.projection, self.texts, self.labels, label_names))
+        self.figure = FigureWidget(embedding_figure(self.projection, self.texts, self.labels, label_names))
         self.pooling.observe(self._redraw, names="value")
         super().__init__([self.pooling, self.figure])
 

@@ -16,6 +16,7 @@ import torch
 
 from workbench.data.finetune_datamodule import token_labels
 from workbench.probe.confusion import confusion_matrix_figure
+from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.tokens import padded_batches, span
 
 IGNORE = -100
@@ -118,7 +119,7 @@ class ConfusionExplorer(widgets.VBox):
                  title: str = "confusion matrix (click a cell)") -> None:
         self.rows, self.label_names = rows, label_names
         self.matrix = confusion_from_rows(rows, len(label_names))
-        self.figure = go.FigureWidget(confusion_matrix_figure(self.matrix, label_names, title=title))
+        self.figure = FigureWidget(confusion_matrix_figure(self.matrix, label_names, title=title))
         self.figure.data[0].on_click(self._clicked)
         self.caption = widgets.HTML("<i>click a cell to list its examples</i>")
         self.examples = widgets.HTML()
@@ -151,7 +152,7 @@ class ExampleBrowser(widgets.VBox):
         self.index = widgets.IntSlider(value=0, min=0, max=len(rows) - 1, description="example",
                                        continuous_update=False, style=LABELS)
         self.text = widgets.HTML()
-        self.figure = go.FigureWidget(probabilities_figure(rows[0], label_names))
+        self.figure = FigureWidget(probabilities_figure(rows[0], label_names))
         self.only.observe(self._filter, names="value")
         self.index.observe(self._show, names="value")
         super().__init__([widgets.HBox([self.only, self.index]), self.text, self.figure])

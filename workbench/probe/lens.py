@@ -11,6 +11,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
+from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.tokens import prompt_ids, token_label
 
 LABELS = {"description_width": "initial"}  # widget labels at their full width, never cut short
@@ -89,8 +90,8 @@ class LogitLensWidget(widgets.VBox):
         self.prompt = widgets.Text(value=prompt, description="prompt", continuous_update=False, style=LABELS,
                                    layout=widgets.Layout(width="60%"))
         self.message = widgets.HTML()
-        self.next_token = go.FigureWidget(next_token_figure(next_token_distribution(model, tokenizer, prompt)))
-        self.lens_figure = go.FigureWidget(logit_lens_figure(logit_lens(model, tokenizer, prompt)))
+        self.next_token = FigureWidget(next_token_figure(next_token_distribution(model, tokenizer, prompt)))
+        self.lens_figure = FigureWidget(logit_lens_figure(logit_lens(model, tokenizer, prompt)))
         self.prompt.observe(self._changed, names="value")
         super().__init__([self.prompt, self.message, widgets.HBox([self.next_token]), self.lens_figure])
 

@@ -28,6 +28,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from workbench.errors import RequestError
 from workbench.probe.curves import history_series, loss_unit, training_figure
+from workbench.probe.figure_widget import FigureWidget
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
@@ -82,7 +83,7 @@ class LiveCurves(L.Callback):
         self.final: dict[str, Any] | None = None
         self.unit = loss_unit(None)
         self.periodic = "a few validation batches"
-        self.figure: go.FigureWidget | None = None
+        self.figure: FigureWidget | None = None
         self._drawn: tuple[str, ...] = ()
         self.redraws = 0
         self.reads = 0
@@ -156,7 +157,7 @@ class LiveCurves(L.Callback):
         self.unit = loss_unit(getattr(pl_module, "task_kind", None))  # a fine-tuning module knows its task
         self.periodic = _periodic_batches(trainer.limit_val_batches)
         if self.use_widget:
-            self.figure = go.FigureWidget(self.static_figure())
+            self.figure = FigureWidget(self.static_figure())
         if self.display:
             # Raw bundles: a plotly object's own display hook would ignore the display id, and the
             # end-of-fit update would add a second output instead of replacing this one.

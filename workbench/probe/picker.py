@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from workbench.probe.compare import overlay_curves, run_histories, run_task_kinds
 from workbench.probe.curves import X_AXES
+from workbench.probe.figure_widget import FigureWidget
 
 
 def logged_metrics(histories: dict[str, list[dict]]) -> list[str]:
@@ -42,7 +43,7 @@ class RunPicker(widgets.VBox):
                                              continuous_update=False, style=LABELS)
         self.x = widgets.ToggleButtons(options=[("steps", "step"), ("tokens", "tokens"), ("wall time", "time_s")],
                                        value="step", description="x axis", style=LABELS)
-        self.figure = go.FigureWidget(self.current_figure())
+        self.figure = FigureWidget(self.current_figure())
         for control in (self.runs, self.metric, self.smoothing, self.x):
             control.observe(self._redraw, names="value")
         super().__init__([widgets.HBox([self.runs, widgets.VBox([self.metric, self.smoothing, self.x])]), self.figure])

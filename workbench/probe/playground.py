@@ -9,6 +9,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
+from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.tokens import probability_colour, prompt_ids, span, token_label
 
 
@@ -105,7 +106,7 @@ class GenerationPlayground(widgets.VBox):
         self.output = widgets.HTML()
         self.message = widgets.HTML()
         self.sample: dict = {"prompt": "", "tokens": []}
-        self.alternatives = go.FigureWidget(alternatives_figure(None))
+        self.alternatives = FigureWidget(alternatives_figure(None))
         for control in (self.prompt, self.temperature, self.top_k, self.top_p, self.max_new_tokens, self.seed):
             control.observe(self.regenerate, names="value")
         self.token.observe(self._show_token, names="value")

@@ -54,10 +54,13 @@ def git_state(directory: Path) -> dict[str, Any]:
     inside = _git(directory, "rev-parse", "--is-inside-work-tree") == "true"
     if not inside:
         return {"commit": None, "dirty": None, "branch": None}
-    status = _git(directory, "status", "--porcelain")
+    # Not `git status`: it calls a saved notebook whose size changed "modified" without passing it through
+    # the nbstripout filter (nbstripout issue #65); `git diff HEAD` compares what git would store.
+    changed = _git(directory, "diff", "HEAD", "--name-only")
+    untracked = _git(directory, "ls-files", "--others", "--exclude-standard")
     return {
         "commit": _git(directory, "rev-parse", "HEAD"),  # None before the first commit
-        "dirty": bool(status) if status is not None else None,
+        "dirty": bool(changed or untracked) if changed is not None and untracked is not None else None,
         "branch": _git(directory, "symbolic-ref", "--short", "-q", "HEAD"),  # None when detached
     }
 

@@ -64,7 +64,8 @@ class Throughput:
     unit: str  # "tokens" or "examples"
 
     def __str__(self) -> str:
-        return f"{self.per_second:.4g} {self.unit}/s"
+        shown = f"{self.per_second:,.0f}" if self.per_second >= 100 else f"{self.per_second:.3g}"
+        return f"{shown} {self.unit}/s"
 
 
 class _Record:
