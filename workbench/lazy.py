@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import types
 from typing import Any, Callable
 
 
@@ -26,6 +27,17 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
     def __dir__() -> list[str]:
         return sorted(set(exports) | set(vars(sys.modules[package])))
 
+    class LazyPackage(types.ModuleType):
+        """Importing a submodule sets it as an attribute of its package. Where a submodule has the name of
+        an export (modules/pretrain.py and `pretrain()`, models/generate.py and `generate()`), that would
+        shadow the export whenever the submodule loads after it; the export keeps the name instead."""
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in exports and isinstance(value, types.ModuleType):
+                return
+            super().__setattr__(name, value)
+
+    sys.modules[package].__class__ = LazyPackage
     return __getattr__, __dir__
 
 

@@ -65,6 +65,7 @@ def _store_check_output(notebook: Path, text: str | None, quick_file: Path) -> N
                         f"{'a' if text is not None else 'no'} check_output: give one per checked cell")
     if checked:
         checked[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        checked[0].execution_count = 1  # nbval refuses a reference output from a cell that never ran
         nbformat.write(nb, notebook)
 
 
