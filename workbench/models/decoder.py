@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ class DecoderOutput:
     last_hidden: torch.Tensor  # (B, T, d_model), after the final norm
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each block's output
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer, (B, n_head, T, T)
+    past: Any = None  # the key/value cache after this pass (use_cache=True): feed it back with the next tokens
 
 
 class RMSNorm(nn.Module):
