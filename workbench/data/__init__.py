@@ -10,6 +10,7 @@ _EXPORTS = exports_of({
     ],
     "workbench.data.datamodule": ["PretrainDataModule"],
     "workbench.data.finetune_datamodule": ["FinetuneDataModule"],
+    "workbench.data.hf_tokenizer": ["HFTokenizer"],
     "workbench.data.tasks": [
         "TASK_KINDS", "TASKS", "TaskData", "TaskError", "TaskUnavailableError", "check_task_options", "load_task",
     ],

@@ -263,7 +263,7 @@ def build_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: i
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
-    """Rebuild the tokenizer saved in directory/tokenizer.json."""
+    """Rebuild the tokenizer saved in directory/tokenizer.json (byte, char, bpe, or hf: `HFTokenizer`)."""
     path = Path(directory)
     if path.is_dir() or path.name != FILENAME:
         path = path / FILENAME
@@ -278,7 +278,11 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
             return CharTokenizer(definition["chars"])
         if kind == "bpe":
             return BPETokenizer(hf.Tokenizer.from_str(json.dumps(definition["tokenizer"])))
-        raise TokenizerError(f"unknown kind {kind!r}, expected one of {', '.join(TOKENIZERS)}")
+        if kind == "hf":  # not a setting choice: it comes with a Hugging Face model
+            from workbench.data.hf_tokenizer import HFTokenizer  # it subclasses Tokenizer, defined here
+
+            return HFTokenizer.from_definition(definition)
+        raise TokenizerError(f"unknown kind {kind!r}, expected one of {', '.join((*TOKENIZERS, 'hf'))}")
     except Exception as error:  # json, missing keys, or the Rust parser's plain Exception
         raise TokenizerError(f"malformed tokenizer file {path}: {error}") from error
 
