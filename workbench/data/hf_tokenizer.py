@@ -48,7 +48,7 @@ class HFTokenizer(Tokenizer):
         self._vocab_size = _checked_size(vocab_size, self.backend.get_vocab_size(with_added_tokens=True))
         self.bos_id = self._checked_id("bos_id", bos_id)
         self.eos_id = self._checked_id("eos_id", eos_id)
-        self._pad_id = self._checked_id("pad_id", pad_id)
+        self.pad_token_id = self._checked_id("pad_id", pad_id)  # its own, None if it has none (see pad_id)
         self.name = None if name is None else str(name)
         self._added = {i: token.content for i, token in self.backend.get_added_tokens_decoder().items()}
         self._byte_level = _is_byte_level(json.loads(self.backend.to_str()))
@@ -92,7 +92,7 @@ class HFTokenizer(Tokenizer):
     @property
     def pad_id(self) -> int:
         """The padding id: the tokenizer's own, else EOS, else 0 (padding is masked out downstream)."""
-        for candidate in (self._pad_id, self.eos_id):
+        for candidate in (self.pad_token_id, self.eos_id):
             if candidate is not None:
                 return candidate
         return 0
@@ -135,7 +135,7 @@ class HFTokenizer(Tokenizer):
             "tokenizer": json.loads(self.backend.to_str()),
             "bos_id": self.bos_id,
             "eos_id": self.eos_id,
-            "pad_id": self._pad_id,
+            "pad_id": self.pad_token_id,
             "vocab_size": self._vocab_size,
             "name": self.name,
         }
