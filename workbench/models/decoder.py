@@ -5,6 +5,9 @@ causal attention through `scaled_dot_product_attention` (flash kernels where
 the device has them), a SwiGLU MLP, and optionally tied input/output
 embeddings. The base maps token ids to hidden states; the LM head on top is a
 separate step so fine-tuning heads and the logit lens can reuse the trunk.
+
+Generation keeps a key/value cache (`KVCache`): each new token then costs one
+position's work instead of re-running the whole context.
 """
 
 from __future__ import annotations
@@ -29,8 +32,26 @@ class DecoderOutput:
     logits: torch.Tensor | None  # (B, T, vocab)
     last_hidden: torch.Tensor  # (B, T, d_model), after the final norm
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each block's output
-    attentions: tuple[torch.Tensor, ...] | None = None  # per layer, (B, n_head, T, T)
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer, (B, n_head, T, cached + T)
     past: Any = None  # the key/value cache after this pass (use_cache=True): feed it back with the next tokens
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """The keys and values of every layer for the positions seen so far: what `past` holds.
+
+    Keys are kept after their rotary rotation (a key's position never changes) and
+    before grouped-query attention repeats them (n_kv_head heads: the cache is
+    n_head / n_kv_head times smaller). A pass never changes the cache it is given; it
+    returns a longer one, so one prefix can be continued in two different ways.
+    """
+
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer (keys, values), (B, n_kv_head, length, head_dim)
+
+    @property
+    def length(self) -> int:
+        """Positions cached: the rotary position of the next token."""
+        return self.layers[0][0].shape[2]
 
 
 class RMSNorm(nn.Module):
@@ -83,29 +104,47 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        folded_sin: torch.Tensor,
+        output_attentions: bool = False,
+        past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Attention of x's T positions (after `past_kv`'s, if given) -> (output, weights, this layer's cache)."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         q, k = apply_rotary(q, cos, folded_sin), apply_rotary(k, cos, folded_sin)
+        if past_kv is not None:
+            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
+        kv = (k, v) if use_cache else None  # un-repeated: GQA's cache stays n_kv_head wide
         if self.n_kv_head != self.n_head:
             repeat = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
 
+        # The T queries are the last T of S positions: query i sees keys up to S - T + i.
+        S = k.shape[2]
         weights = None
         if output_attentions:
             # The fused kernel never materialises the weights, so probes take the explicit path.
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
             y = weights @ v
         else:
             dropout = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+            if S == T:  # no cache: the training path
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+            elif T == 1:  # one new token sees everything cached
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            else:  # is_causal aligns its mask top-left, so a chunk after a cache needs the offset mask
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
-        return self.o_proj(y), weights
+        return self.o_proj(y), weights, kv
 
 
 class SwiGLU(nn.Module):
@@ -129,16 +168,25 @@ class Block(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attn(self.attn_norm(x), cos, folded_sin, output_attentions)
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        folded_sin: torch.Tensor,
+        output_attentions: bool = False,
+        past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        attended, weights, kv = self.attn(self.attn_norm(x), cos, folded_sin, output_attentions, past_kv, use_cache)
         x = x + self.resid_dropout(attended)
         x = x + self.resid_dropout(self.mlp(self.mlp_norm(x)))
-        return x, weights
+        return x, weights, kv
 
 
 class Decoder(nn.Module):
     """Token ids -> hidden states -> next-token logits."""
+
+    # `generate` may prefill once and then feed one token at a time with `past` (forward's use_cache/past).
+    supports_kv_cache = True
 
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
@@ -178,22 +226,41 @@ class Decoder(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         compute_logits: bool = True,
+        use_cache: bool = False,
+        past: KVCache | None = None,
     ) -> DecoderOutput:
+        """Run `idx` (B, T) through the model.
+
+        With `past` (an earlier pass's `out.past`), `idx` holds only the new tokens: their
+        positions continue after the cached ones. With `use_cache`, `out.past` holds every
+        layer's keys and values for all positions so far, to feed back with the next tokens.
+        Outputs (logits, hidden states, attention rows) cover the new positions only.
+        """
+        start = past.length if past is not None else 0
         T = idx.shape[1]
-        if T > self.config.block_size:
-            raise RequestError(f"sequence length {T} exceeds the model's block_size {self.config.block_size}")
-        cos, folded_sin = self.rope_cos[:T], self.rope_folded_sin[:T]
+        if start + T > self.config.block_size:
+            cached = f" ({start} cached + {T} new)" if start else ""
+            raise RequestError(
+                f"sequence length {start + T}{cached} exceeds the model's block_size {self.config.block_size}"
+            )
+        cos, folded_sin = self.rope_cos[start : start + T], self.rope_folded_sin[start : start + T]
         x = self.dropout(self.embed(idx))
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
+        layers = [] if use_cache else None
+        # A cache pass is inference: it has no backward pass to save memory for.
         checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()
-        for block in self.blocks:
+        checkpointed = checkpointed and layers is None and past is None
+        for i, block in enumerate(self.blocks):
             if checkpointed:
-                x, weights = torch.utils.checkpoint.checkpoint(
+                x, weights, _ = torch.utils.checkpoint.checkpoint(
                     block, x, cos, folded_sin, output_attentions, use_reentrant=False
                 )
             else:
-                x, weights = block(x, cos, folded_sin, output_attentions=output_attentions)
+                past_kv = past.layers[i] if past is not None else None
+                x, weights, kv = block(x, cos, folded_sin, output_attentions, past_kv, use_cache)
+                if layers is not None:
+                    layers.append(kv)
             if hidden is not None:
                 hidden.append(x)
             if attentions is not None:
@@ -204,6 +271,7 @@ class Decoder(nn.Module):
             last_hidden=x,
             hidden_states=tuple(hidden) if hidden is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
+            past=KVCache(tuple(layers)) if layers is not None else None,
         )
 
     def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -211,7 +279,7 @@ class Decoder(nn.Module):
         return self.lm_head(self.norm(hidden))
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, *, use_cache: bool = True, **sampling) -> torch.Tensor:
         from workbench.models.generate import generate
 
-        return generate(self, idx, max_new_tokens, **sampling)
+        return generate(self, idx, max_new_tokens, use_cache=use_cache, **sampling)

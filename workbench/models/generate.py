@@ -48,8 +48,16 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
+    use_cache: bool = True,
 ) -> torch.Tensor:
-    """Append `max_new_tokens` sampled tokens to `idx` (B, T); temperature 0 is greedy."""
+    """Append `max_new_tokens` sampled tokens to `idx` (B, T); temperature 0 is greedy.
+
+    With `use_cache` and a model whose class says `supports_kv_cache`, the prompt is run
+    once and each later step feeds only the token just drawn, with the keys and values
+    kept from before. Once the sequence outgrows `block_size`, the context slides (its
+    positions shift), so a cache no longer fits: the remaining steps run the last
+    `block_size` tokens from scratch, as every step does without the cache.
+    """
     check_sampling(temperature, top_k, top_p, max_new_tokens)
     was_training = model.training
     model.eval()
@@ -57,10 +65,17 @@ def generate(
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     block_size = model.config.block_size
+    cached = use_cache and getattr(model, "supports_kv_cache", False)
+    past = None
     try:
         for _ in range(max_new_tokens):
-            context = idx[:, -block_size:]
-            logits = model(context).logits[:, -1, :].float()
+            if cached and idx.shape[1] <= block_size:
+                out = model(idx if past is None else idx[:, -1:], use_cache=True, past=past)
+                past = out.past
+            else:
+                past = None  # past block_size for good: free the cache
+                out = model(idx[:, -block_size:])
+            logits = out.logits[:, -1, :].float()
             if temperature == 0:
                 next_id = logits.argmax(dim=-1, keepdim=True)
             else:
