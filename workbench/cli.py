@@ -34,6 +34,8 @@ EXAMPLES = """examples:
   workbench run SPEC --resume                              continue the spec's newest folder after a kill
   workbench runs --spec finetune-quick --status completed  list runs, filtered
   workbench sync-notebooks                                 re-render parameters cells from the settings
+  workbench export experiments/runs/<run-id> OUT           the run's model as a Hugging Face folder
+  workbench export <lora fine-tune run> OUT --adapter      a LoRA fine-tune as a peft adapter
 """
 
 
@@ -120,7 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "docs/parameters.md) from its settings dataclass")
     sync.add_argument("--check", action="store_true", help="change nothing; exit 1 when a cell is out of date")
     sync.set_defaults(command=_sync_notebooks)
+
+    export = verbs.add_parser("export", help="write a run's model as a Hugging Face folder that transformers "
+                              "(or peft) loads with no workbench code")
+    export.add_argument("run", type=Path, help="a pretraining run, a causal-LM fine-tuning run, or a checkpoint folder")
+    export.add_argument("out", type=Path, help="the new folder (must not hold anything yet)")
+    export.add_argument("--adapter", action="store_true", help="a LoRA fine-tune's adapter alone, for "
+                        "peft.PeftModel.from_pretrained(<its base, exported on its own>, OUT)")
+    export.add_argument("--overwrite", action="store_true", help="replace what OUT holds")
+    export.set_defaults(command=_export)
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    import time
+
+    from workbench.interop.export import export
+
+    started = time.perf_counter()
+    out = export(args.run, args.out, adapter=args.adapter, overwrite=args.overwrite)
+    files = ", ".join(sorted(p.name for p in out.iterdir()))
+    print(f"exported {args.run} -> {out} in {time.perf_counter() - started:.1f} s: {files}")
+    return EXIT_COMPLETED
 
 
 def _version() -> str:

@@ -176,14 +176,16 @@ def write_config(folder, record):
         (lambda tmp: (tmp / "notes").mkdir() or (tmp / "notes" / "a.txt").write_text("x") and str(tmp / "notes"),
          r"notes holds no config.json .* it contains: a.txt"),
         (lambda tmp: (tmp / "file.txt").write_text("x") and str(tmp / "file.txt"), r"is a file, not a folder"),
-        (lambda tmp: write_config(tmp / "gpt2", {"model_type": "gpt2"}),
-         r"Hugging Face 'gpt2' model; fine-tuning takes these encoder types: bert, roberta"),
+        (lambda tmp: write_config(tmp / "t5", {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}),
+         r"Hugging Face 't5' model \(T5ForConditionalGeneration\), neither a causal LM nor an encoder of the types "
+         r"bert, roberta"),
+        (lambda tmp: write_config(tmp / "gpt2", {"model_type": "gpt2"}), r"gpt2 has a config but no weights"),
         (lambda tmp: write_config(tmp / "odd", {"hidden": 3}), r"neither a workbench model config .* keys are: hidden"),
         (lambda tmp: write_config(tmp / "future", {"architecture": "mamba", "config": {}}),
          r"workbench architecture 'mamba'; known: decoder"),
     ],
-    ids=["missing-path", "garbage-name", "empty", "scratch-missing", "no-config", "a-file", "not-an-encoder",
-         "unknown-config", "unknown-architecture"],
+    ids=["missing-path", "garbage-name", "empty", "scratch-missing", "no-config", "a-file", "not-an-lm-or-encoder",
+         "causal-lm-without-weights", "unknown-config", "unknown-architecture"],
 )
 def test_anything_else_is_refused_naming_what_was_found_and_what_is_accepted(tmp_path, make, message):
     with pytest.raises(BaseModelError, match=message):

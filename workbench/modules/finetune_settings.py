@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from workbench.data.choices import TASKS
 from workbench.heads.choices import HEADS, POOLINGS
 from workbench.heads.for_task import HEAD_FOR_TASK, TASK_KINDS
-from workbench.modules.choices import NAMED_BASES, PRECISIONS, SCRATCH, STRATEGIES
+from workbench.modules.choices import HUB_PREFIX, NAMED_BASES, PRECISIONS, SCRATCH, STRATEGIES
 from workbench.settings import Settings, setting
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ class FinetuneSettings(Settings):
 
     seed: int = setting(0, "seeds the label subsample, the head, dropout and batch order")
     base: str = setting("minilm", 'a pretraining run folder, "scratch:<run folder>" (same architecture, fresh '
-                        'weights), "minilm", or a Hugging Face model folder', section="what to adapt")
+                        'weights), "minilm", a Hugging Face model folder (an encoder or a causal LM), or '
+                        '"hf:<repo-id>" (the Hugging Face cache, or the hub when online)', section="what to adapt")
     max_length: int = setting(64, "tokens per example, specials included", minimum=1)
     task: str = setting("docstring-topic", " | ".join(TASKS), choices=TASKS, section="the task")
     task_path: str | None = setting(None, 'a CSV, JSON(L) or Parquet file, for task="file"', path="file")
@@ -74,7 +75,7 @@ class FinetuneSettings(Settings):
         if self.task != "file":
             paths.pop("task_path", None)
         folder = self.base.removeprefix(SCRATCH)
-        if folder not in NAMED_BASES:
+        if folder not in NAMED_BASES and not folder.startswith(HUB_PREFIX):
             paths["base"] = [folder]
         return paths
 

@@ -3,6 +3,7 @@
     finetuned/
       model.safetensors   base (LoRA adapters merged in) + head weights
       finetuned.json      how to rebuild them: settings, head kind and size, task kind, label names
+      adapter.safetensors a LoRA fine-tune's adapters alone, before merging (for a peft export)
 
 Loading rebuilds the base's architecture and text encoder with `load_base`
 from the recorded base (a pretraining run folder, `minilm`, a Hugging Face
@@ -26,9 +27,9 @@ from workbench.heads import HEAD_FOR_TASK, build_head
 from workbench.modules.base_model import LoadedBase, load_base
 from workbench.modules.checkpoint import WEIGHTS, CheckpointError, load_weights
 from workbench.modules.finetune import FinetuneModule
-from workbench.modules.lora import merge_lora
+from workbench.modules.lora import ADAPTER_MARK, has_lora, merge_lora
 
-FINETUNED_DIR, RECORD = "finetuned", "finetuned.json"
+FINETUNED_DIR, RECORD, ADAPTER_FILE = "finetuned", "finetuned.json", "adapter.safetensors"
 
 
 class FinetunedRun(Protocol):
@@ -56,6 +57,7 @@ def save_finetuned(directory: str | Path, outcome: FinetunedRun) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     settings = outcome.data["settings"]
+    adapter = _adapter(outcome.module, settings)
     module = merge_lora(outcome.module)  # in place: training is over, and the merged model computes the same
     record = {
         "settings": settings,
@@ -72,11 +74,26 @@ def save_finetuned(directory: str | Path, outcome: FinetunedRun) -> Path:
         "task_kind": outcome.task.kind,
         "label_names": outcome.task.label_names,
     }
+    if adapter is not None:
+        tensors, record["lora"] = adapter
+        with atomic_write(directory / ADAPTER_FILE) as temporary:
+            safetensors.torch.save_file(tensors, str(temporary))
     with atomic_write(directory / WEIGHTS) as temporary:
         safetensors.torch.save_model(module, str(temporary))
     with atomic_write(directory / RECORD) as temporary:
         temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return directory
+
+
+def _adapter(module, settings: dict[str, Any]) -> tuple[dict, dict] | None:
+    """A LoRA fine-tune's adapter tensors and how they were made, taken before merging folds them away."""
+    if not has_lora(module):
+        return None
+    tensors = {name: t.detach().contiguous() for name, t in module.state_dict().items() if ADAPTER_MARK in name}
+    modules = sorted({name.partition(f".{ADAPTER_MARK}")[0] for name in tensors})
+    record = {"rank": settings["lora_rank"], "alpha": settings["lora_alpha"], "dropout": settings["lora_dropout"],
+              "modules": modules, "base": settings["base"]}
+    return tensors, record
 
 
 def load_finetuned(path: str | Path, *, device: str = "cpu") -> Finetuned:
