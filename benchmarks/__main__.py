@@ -4,6 +4,7 @@
     b  workbench under Lightning             e  tokenization throughput, data wait
     c  the same in a bare loop (overhead)    f  notebook overhead (papermill)
                                              g  GPT-2-small on a GPU, when there is one
+                                             h  generation with and without the KV cache (issue 11)
 
 `--smoke` runs every part at toy sizes in well under a minute (tests/test_benchmarks.py).
 The full run writes benchmarks/results/<UTC date>.json and .md.
@@ -27,26 +28,28 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import data_path, gpu, notebook_overhead, peak, shakespeare
+from benchmarks import data_path, generation, gpu, notebook_overhead, peak, shakespeare
 from benchmarks.table import render
 from benchmarks.training import BEST_RECIPE
 from benchmarks.worker import call_in_subprocess
 from workbench.errors import RequestError
 
 PROJECT = Path(__file__).resolve().parents[1]
-PARTS = "abcdefg"
+PARTS = "abcdefgh"
 
 FULL = dict(peak_seconds=0.6, peak_sizes=peak.SIZES, overhead_steps=300, recipe_steps=2000, eval_every=100,
             data_max_files=None, num_procs=(1, 2),
             notebook=dict(corpus="stdlib", max_files=120, tokenizer="byte", preset="tiny", block_size=128,
                           batch_size=16, max_steps=150, warmup_steps=15, eval_every=50, eval_batches=10,
-                          final_eval_batches=20, checkpoint_every=50))
+                          final_eval_batches=20, checkpoint_every=50),
+            generation=dict(presets=generation.PRESETS, new_tokens=256, prompt_tokens=16, block_size=512))
 # A 2048-square bf16 matmul takes seconds to minutes on one busy core: the smoke peak stops at 512.
 SMOKE = dict(peak_seconds=0.02, peak_sizes=(256, 512), overhead_steps=8, recipe_steps=6, eval_every=3,
              data_max_files=6, num_procs=(1,),
              notebook=dict(corpus="stdlib", max_files=6, tokenizer="byte", preset="tiny", block_size=32,
                            batch_size=4, max_steps=3, warmup_steps=1, eval_every=3, eval_batches=1,
-                           final_eval_batches=1, checkpoint_every=3))
+                           final_eval_batches=1, checkpoint_every=3),
+             generation=dict(presets=("tiny",), new_tokens=8, prompt_tokens=4, block_size=32))
 
 
 def parse_args(argv):
@@ -165,6 +168,11 @@ def main(argv=None) -> dict:
         say("g: GPU")
         small = dict(steps=8, warmup=3, batch_size=2, block_size=128) if args.smoke else {}
         results["gpu"] = gpu.gpu_benchmark(**small)
+
+    if "h" in parts:
+        g = size["generation"]
+        say(f"h: greedy generation of {g['new_tokens']} tokens, KV cache and none, {', '.join(g['presets'])}")
+        results["generation"] = generation.generation_speed(**g)
 
     results["benchmark_s"] = round(time.perf_counter() - started, 1)
     results["machine"]["load_avg_after"] = round(os.getloadavg()[0], 2)

@@ -76,6 +76,15 @@ def _gpu_rows(g: dict, rows: _Rows) -> None:
                  f"MFU {g['mfu']:.1%} vs bf16 peak {g['bf16_peak_tflops']} TFLOP/s (target >= 50%)")
 
 
+def _generation_rows(g: dict, rows: _Rows) -> None:
+    """Part h: tokens/s of greedy generation, the cache's and the whole-context path's, from one run."""
+    for row in g["rows"]:
+        rows.add("h", f"generate {row['new_tokens']} tokens, {row['preset']} "
+                      f"({row['parameters'] / 1e6:.1f}M, {row['device']}): KV cache / none",
+                 f"{row['cached_tokens_per_s']:,.0f} / {row['uncached_tokens_per_s']:,.0f} tokens/s",
+                 f"{row['speedup']:.1f}x with the cache" + ("" if row["same_tokens"] else "; TOKENS DIFFER"))
+
+
 def render(r: dict) -> str:
     """The results of one run as a Markdown table (parts in the order they ran; skipped parts say so)."""
     rows = _Rows([("part", "figure", "value", "ratio / target")])
@@ -102,6 +111,8 @@ def render(r: dict) -> str:
                  f"overhead {nb['overhead_s']} s, target < {nb['allowed_s']} s")
     if "gpu" in r:
         _gpu_rows(r["gpu"], rows)
+    if "generation" in r:
+        _generation_rows(r["generation"], rows)
     # Only the load before the run tells of other work: the benchmark's own processes keep ~2 cores busy.
     load = r["machine"]["load_avg_before"]
     if load > 0.5 * r["machine"]["cores"]:

@@ -17,9 +17,10 @@ import torch
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # benchmarks/ is a top-level folder run as `python -m benchmarks`, not installed
 
-from benchmarks import flops, gpu, peak, shakespeare  # noqa: E402
+from benchmarks import flops, generation, gpu, peak, shakespeare  # noqa: E402
 from benchmarks.nanogpt_reference import GPT, GPTConfig  # noqa: E402
 from benchmarks.quality import QualityClock  # noqa: E402
+from benchmarks.table import render  # noqa: E402
 from workbench.errors import RequestError  # noqa: E402
 
 SHAKESPEARE_LIKE = "".join(
@@ -59,6 +60,7 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     assert notebook["same_val_loss"], notebook  # the notebook trains exactly what the plain call trains
     assert notebook["workbench_run_s"] > 0 and notebook["plain_s"] > 0
     expected_gpu = "tokens_per_s" if torch.cuda.is_available() else "skipped"
+    assert [row["preset"] for row in results["generation"]["rows"]] == ["tiny"]
     assert expected_gpu in results["gpu"]
     table = done.stdout
     assert "| part" in table and "Lightning overhead" in table and "time to val loss <= 1.88" in table
@@ -73,7 +75,7 @@ def test_gpu_part_says_it_skipped_without_a_gpu(monkeypatch):
 def test_bad_part_name_is_refused_naming_the_valid_ones():
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--parts", "ax"], cwd=PROJECT, capture_output=True,
                           text=True)
-    assert done.returncode == 2 and "valid parts are a, b, c, d, e, f, g" in done.stderr
+    assert done.returncode == 2 and "valid parts are a, b, c, d, e, f, g, h" in done.stderr
 
 
 def test_missing_corpus_is_refused_before_any_work(tmp_path):
@@ -133,6 +135,16 @@ def test_a_clone_without_shared_skips_the_shakespeare_parts_and_runs_the_rest(tm
     rows = {line.split("|")[2].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert "skipped: no tiny Shakespeare" in rows["Lightning vs nanoGPT, MFU"]
     assert "fp32 matmul peak" in rows and "tokenize stdlib (byte, num_proc 1)" in rows
+
+
+def test_generation_part_times_both_paths_and_checks_they_agree():
+    result = generation.generation_speed(presets=("tiny",), new_tokens=6, prompt_tokens=3, block_size=16,
+                                         device="cpu")
+    (row,) = result["rows"]
+    assert row["same_tokens"] and row["cached_tokens_per_s"] > 0 and row["uncached_tokens_per_s"] > 0
+    assert row["speedup"] == pytest.approx(row["uncached_s"] / row["cached_s"], rel=0.01)
+    table = render({"machine": {"load_avg_before": 0, "cores": 2}, "generation": result})
+    assert "generate 6 tokens, tiny (0.1M, cpu): KV cache / none" in table and "x with the cache" in table
 
 
 def test_flops_formula_is_6n_plus_attention():
