@@ -38,8 +38,8 @@ def setting(
     """A dataclass field with its help text and valid values, checked by `Settings`.
 
     `minimum`/`maximum` are inclusive bounds, `above`/`below` exclusive ones; None values are always
-    allowed where the type allows None. `path` ("file" or "glob") marks a value that must name
-    existing files when the run starts. `section` starts a group of parameters in the notebook cell.
+    allowed where the type allows None. `path` ("file", "folder" or "glob") marks a value that must
+    name something existing when the run starts. `section` starts a group of parameters in the notebook cell.
     """
     metadata = dict(help=help, choices=tuple(choices) if choices is not None else None, minimum=minimum,
                     maximum=maximum, above=above, below=below, path=path, section=section)

@@ -140,6 +140,10 @@ class HFTokenizer(Tokenizer):
             "name": self.name,
         }
 
+    def identity(self) -> dict:
+        """The folder it was loaded from is not part of what it is: copies share a fingerprint (and a data cache)."""
+        return {key: value for key, value in self.definition().items() if key != "name"}
+
     def _checked_id(self, what: str, value) -> int | None:
         if value is None:
             return None

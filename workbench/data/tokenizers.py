@@ -87,13 +87,17 @@ class Tokenizer(ABC):
             temporary.write_text(json.dumps(self.definition()), encoding="utf-8")
         return path
 
+    def identity(self) -> dict:
+        """What makes two tokenizers the same: the definition, less anything that only says where it came from."""
+        return self.definition()
+
     @functools.cached_property
     def _fingerprint(self) -> str:
-        canonical = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def fingerprint(self) -> str:
-        """16 hex chars of sha256 over the definition: equal tokenizers, equal fingerprints."""
+        """16 hex chars of sha256 over the identity: equal tokenizers, equal fingerprints."""
         return self._fingerprint
 
     def __eq__(self, other) -> bool:

@@ -114,8 +114,8 @@ def load_causal_lm(source: str | os.PathLike, *, exact: bool = True) -> Imported
         "path": str(directory.resolve()),
         "model_type": model.config.model_type,
         "architecture": type(model).__name__,
-        "config_sha256": _sha256([directory / CONFIG]),
-        "weights_sha256": _sha256(weight_files(directory)),
+        "config_sha256": sha256_of([directory / CONFIG]),
+        "weights_sha256": sha256_of(weight_files(directory)),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     if exact and not mismatches:
@@ -223,7 +223,7 @@ def _quiet_loading():
             hf_logging.enable_progress_bar()
 
 
-def _sha256(files: list[Path]) -> str | None:
+def sha256_of(files: list[Path]) -> str | None:
     """One sha256 over the files' bytes, in name order (a sharded checkpoint hashes as one)."""
     if not files:
         return None

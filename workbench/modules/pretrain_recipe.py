@@ -7,6 +7,7 @@ fail here, before any data is read.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -17,7 +18,9 @@ import lightning as L
 from workbench.data import PretrainDataModule
 from workbench.data.compression import zlib_bits_per_byte
 from workbench.data.tokenizers import Tokenizer
+from workbench.errors import RequestError
 from workbench.models import Decoder
+from workbench.modules.initial_model import InitialModel, initial_model
 from workbench.modules.pretrain import PretrainModule
 from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
@@ -43,12 +46,13 @@ def sample_every(settings: PretrainSettings) -> int:
     return max(1, settings.max_steps // 100)
 
 
-def make_datamodule(settings: PretrainSettings) -> PretrainDataModule:
+def make_datamodule(settings: PretrainSettings, tokenizer: Tokenizer | None = None) -> PretrainDataModule:
+    """The data of `settings`, tokenized by `tokenizer` when a saved model brings its own (init_from)."""
     return PretrainDataModule(
         corpus=settings.corpus,
         corpus_options=settings.corpus_options(),
-        tokenizer=settings.tokenizer,
-        vocab_size=settings.vocab_size,
+        tokenizer=tokenizer or settings.tokenizer,
+        vocab_size=None if tokenizer else settings.vocab_size,
         block_size=settings.block_size,
         batch_size=settings.batch_size,
         seed=settings.seed,
@@ -67,6 +71,18 @@ def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **override
     return make_trainer(
         precision=settings.precision, callbacks=callbacks, grad_clip=settings.grad_clip, **{**loop, **overrides}
     )
+
+
+def _initial(settings: PretrainSettings) -> InitialModel | None:
+    """The model `init_from` names, checked against the settings; None to start from fresh weights."""
+    if not settings.init_from:
+        return None
+    init = initial_model(settings.init_from)
+    if settings.block_size > init.decoder.config.block_size:
+        raise RequestError(f"block_size={settings.block_size} is longer than the {init.decoder.config.block_size} "
+                           f"positions of init_from={settings.init_from!r}; use block_size <= "
+                           f"{init.decoder.config.block_size}")
+    return init
 
 
 def pretrain(
@@ -88,21 +104,26 @@ def pretrain(
     resume = resumable_state(state_dir, settings.identity()) if state_dir else None  # bad state: fail now
     started = time.perf_counter()
     quiet_lightning()
+    init = _initial(settings)  # before any data is read: a wrong source fails here
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    datamodule = make_datamodule(settings)
+    datamodule = make_datamodule(settings, init.tokenizer if init else None)
     datamodule.setup("fit")
     tokenizer = datamodule.tokenizer
     module = PretrainModule(
-        settings.model_config(tokenizer.vocab_size),
+        dataclasses.replace(init.decoder.config, dropout=settings.dropout) if init
+        else settings.model_config(tokenizer.vocab_size),
         settings.optim_config(),
         bytes_per_token=datamodule.bytes_per_token,
         compile=settings.compile,
         activation_checkpointing=settings.activation_checkpointing,
         log_every_n_steps=sample_every(settings),
     )
+    if init:
+        module.model.load_state_dict(init.decoder.state_dict())
     if printer:
         printer(
-            f"model {settings.preset}: {module.model.num_parameters() / 1e6:.2f}M parameters, "
+            f"model {f'from {settings.init_from}' if init else settings.preset}: "
+            f"{module.model.num_parameters() / 1e6:.2f}M parameters, "
             f"{tokenizer.kind} tokenizer ({tokenizer.vocab_size} ids), "
             f"{datamodule.train_blocks.shape[0]} training blocks of {settings.block_size} tokens"
         )
@@ -135,4 +156,6 @@ def pretrain(
     compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
     described = datamodule.describe()
     data = {"fingerprint": described["corpus_summary"]["fingerprint"], **described, "settings": asdict(settings)}
+    if init:
+        data["init_from"] = init.provenance
     return PretrainOutcome(module.model.eval(), tokenizer, datamodule, recorder.history, metrics, compute, data)

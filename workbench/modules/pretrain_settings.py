@@ -13,7 +13,7 @@ from workbench.data.choices import CORPORA, TOKENIZERS
 from workbench.data.tokenizers import check_tokenizer_options
 from workbench.errors import RequestError
 from workbench.models.config import PRESETS, DecoderConfig
-from workbench.modules.choices import PRECISIONS
+from workbench.modules.choices import HUB_PREFIX, PRECISIONS
 from workbench.modules.optim import OptimConfig
 from workbench.settings import Settings, setting
 
@@ -33,7 +33,10 @@ class PretrainSettings(Settings):
     validation_fraction: float = setting(0.05, "share of files held out for validation", above=0, below=1)
     tokenizer: str = setting("byte", "byte | char | bpe", choices=TOKENIZERS)
     vocab_size: int | None = setting(None, 'for tokenizer="bpe": 256 bytes plus merges')
-    preset: str = setting("tiny", " | ".join(PRESETS), choices=tuple(PRESETS), section="model")
+    init_from: str | None = setting(None, "start from these weights (continued pretraining): a pretraining run "
+                                    "folder, a Hugging Face Llama folder or hf:<repo-id>; its architecture and "
+                                    "tokenizer replace preset and tokenizer", path="folder", section="model")
+    preset: str = setting("tiny", " | ".join(PRESETS), choices=tuple(PRESETS))
     block_size: int = setting(128, "tokens per training sequence", minimum=1)
     dropout: float = setting(0.0, "", minimum=0, below=1)
     model_overrides: dict[str, Any] = setting({}, "any DecoderConfig field over the preset, e.g. {n_layer: 3}")
@@ -66,13 +69,23 @@ class PretrainSettings(Settings):
             yield 'corpus="hf" needs hf_name: the Hugging Face dataset to read'
         if self.tokenizer in TOKENIZERS:
             yield from _raised(lambda: check_tokenizer_options(self.tokenizer, self.vocab_size))
+        if self.init_from and self.model_overrides:
+            yield (f"model_overrides={self.model_overrides!r} cannot apply with init_from={self.init_from!r}: the "
+                   "architecture is the saved model's (leave model_overrides empty)")
+        if self.init_from and self.vocab_size is not None:
+            yield f"vocab_size={self.vocab_size} cannot apply with init_from: the saved model brings its tokenizer"
         if self.preset in PRESETS and self.block_size >= 1 and 0 <= self.dropout < 1:
             yield from _raised(lambda: self.model_config(vocab_size=256))
         if self.learning_rate > 0 and self.max_steps >= 1 and self.warmup_steps >= 0 and 0 <= self.min_lr_ratio <= 1:
             yield from _raised(self.optim_config)
 
     def required_paths(self) -> dict[str, list[str]]:
-        return super().required_paths() if self.corpus == "text" else {}
+        paths = super().required_paths()
+        if self.corpus != "text":
+            paths.pop("corpus_paths", None)
+        if self.init_from and self.init_from.startswith(HUB_PREFIX):
+            paths.pop("init_from", None)  # a hub name, not a path: resolved (cache, then hub) when the run starts
+        return paths
 
     def model_config(self, vocab_size: int) -> DecoderConfig:
         overrides = {"block_size": self.block_size, "dropout": self.dropout, **self.model_overrides}

@@ -20,10 +20,12 @@ class PretrainingSections(KindSections):
         run = self.run
         config = lookup(run.checkpoint_config, "config") or lookup(run.data, "base", "config")
         parameters = lookup(run.metrics, "parameters")
+        init = lookup(run.data, "init_from")
         rows = [
             ("objective", self.objective),
             ("architecture", lookup(run.checkpoint_config, "architecture") or NOT_RECORDED),
-            ("preset", run.param("preset") or NOT_RECORDED),
+            ("started from", _init_phrase(init) if isinstance(init, dict) else "fresh weights (seeded)"),
+            ("preset", "(the starting model's)" if isinstance(init, dict) else run.param("preset") or NOT_RECORDED),
             ("parameters", number(parameters) if parameters is not None else NOT_RECORDED),
         ]
         if isinstance(config, dict):
@@ -163,3 +165,11 @@ def _architecture_phrase(run: RunFolder) -> str:
 
 def _ms_per_step(run: RunFolder) -> object:
     return (run.compute or {}).get("ms_per_step", "?")
+
+
+def _init_phrase(init: dict) -> str:
+    """Continued pretraining: where the starting weights came from, with the hashes that identify them."""
+    hashes = ", ".join(f"{what} sha256 `{str(init.get(key))[:16]}`" for what, key in
+                       (("config", "config_sha256"), ("weights", "weights_sha256")) if init.get(key))
+    mapped = " (a Llama, computed by the workbench Decoder)" if init.get("mapped") == "workbench-decoder" else ""
+    return f"`{init.get('source')}`{mapped}: {hashes}" if hashes else f"`{init.get('source')}`{mapped}"
