@@ -76,12 +76,17 @@ def _gpu_rows(g: dict, rows: _Rows) -> None:
                  f"MFU {g['mfu']:.1%} vs bf16 peak {g['bf16_peak_tflops']} TFLOP/s (target >= 50%)")
 
 
+def _rate(tokens_per_s: float) -> str:
+    """Whole tokens/s, with a decimal below 100 (gpt2-small without the cache runs ~1 token/s on a CPU)."""
+    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.1f}"
+
+
 def _generation_rows(g: dict, rows: _Rows) -> None:
     """Part h: tokens/s of greedy generation, the cache's and the whole-context path's, from one run."""
     for row in g["rows"]:
         rows.add("h", f"generate {row['new_tokens']} tokens, {row['preset']} "
                       f"({row['parameters'] / 1e6:.1f}M, {row['device']}): KV cache / none",
-                 f"{row['cached_tokens_per_s']:,.0f} / {row['uncached_tokens_per_s']:,.0f} tokens/s",
+                 f"{_rate(row['cached_tokens_per_s'])} / {_rate(row['uncached_tokens_per_s'])} tokens/s",
                  f"{row['speedup']:.1f}x with the cache" + ("" if row["same_tokens"] else "; TOKENS DIFFER"))
 
 
