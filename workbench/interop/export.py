@@ -148,7 +148,7 @@ def _write_model(plan: ExportPlan, directory: Path) -> None:
     hf_config = LlamaConfig(**llama.llama_config_values(config), architectures=[llama.ARCHITECTURE],
                             dtype="float32")
     hf_config.save_pretrained(directory)
-    GenerationConfig(max_length=config.block_size).save_pretrained(directory)
+    GenerationConfig().save_pretrained(directory)  # greedy by default; the positions are in config.json
     tensors = llama.to_llama_state(plan.model.state_dict(), config)
     safetensors.torch.save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
     from workbench.interop.tokenizer import save_hf_tokenizer

@@ -178,7 +178,7 @@ def load_hf_encoder(directory: Path):
     tokenizer = hf_fast_tokenizer(directory)
     from transformers import AutoModel
 
-    with _quiet_loading():
+    with quiet_loading():
         try:
             model = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError, RuntimeError) as error:  # missing/corrupt files, weights that do not fit
@@ -200,7 +200,7 @@ def _transformers_model(directory: Path):
         raise HFLoadError(f"{directory} has a config but no weights ({' or '.join(WEIGHT_GLOBS)})", path=directory)
     from transformers import AutoModelForCausalLM
 
-    with _quiet_loading():
+    with quiet_loading():
         try:
             model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError, RuntimeError, KeyError) as error:
@@ -210,7 +210,7 @@ def _transformers_model(directory: Path):
 
 
 @contextlib.contextmanager
-def _quiet_loading():
+def quiet_loading():
     """No "Loading weights" progress bar in every notebook that loads a model."""
     from transformers.utils import logging as hf_logging
 
