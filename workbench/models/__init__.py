@@ -7,6 +7,7 @@ _EXPORTS = exports_of({
     "workbench.models.config": ["PRESETS", "DecoderConfig"],
     "workbench.models.decoder": ["Decoder", "DecoderOutput"],
     "workbench.models.generate": ["filter_logits", "generate"],
+    "workbench.models.hf_causal": ["HFCausalBackbone", "HFCausalLM"],
 })
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -1,16 +1,22 @@
 """LoRA through peft: low-rank adapters beside the base's linear projections, and merging them away.
 
 `peft.inject_adapter_in_model` works on any nn.Module, so the workbench
-decoder and Hugging Face encoders take adapters the same way. The targets are
+decoder and Hugging Face models take adapters the same way. The targets are
 checked here first, so a typo fails with the base's linear layer names rather
 than deep inside peft. `merge_lora` folds W + (alpha / r) B A into each base
-weight and puts the plain `nn.Linear` back, so an exported model has the
-original architecture and state-dict keys.
+weight and puts the plain layer back, so an exported model has the original
+architecture and state-dict keys.
+
+A linear layer is an `nn.Linear` or transformers' `Conv1D` (GPT-2's projections:
+the same map with its weight stored transposed, which peft adapts with
+`fan_in_fan_out=True`). Conv1D is recognised by name so this room never
+imports transformers.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 
 from torch import nn
@@ -25,8 +31,17 @@ def _matches(name: str, target: str) -> bool:
     return name == target or name.endswith(f".{target}")
 
 
+def is_conv1d(module: nn.Module) -> bool:
+    """transformers' `Conv1D` (GPT-2): y = x W + b with W stored (in, out), `nf` outputs."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf") and isinstance(module.weight, nn.Parameter)
+
+
+def is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or is_conv1d(module)
+
+
 def linear_module_names(model: nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    return [name for name, module in model.named_modules() if is_linear(module)]
 
 
 def check_targets(model: nn.Module, targets: list[str]) -> list[str]:
@@ -75,8 +90,14 @@ def add_lora(model: nn.Module, *, rank: int, alpha: float, dropout: float, targe
     selected = check_targets(model, targets)
     from peft import LoraConfig, inject_adapter_in_model  # imports transformers: pay for it only when used
 
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
-    inject_adapter_in_model(config, model)
+    modules = dict(model.named_modules())
+    conv1d = any(is_conv1d(modules[name]) for name in selected)
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none",
+                        fan_in_fan_out=conv1d)
+    with warnings.catch_warnings():
+        # peft flips fan_in_fan_out per layer (with a warning) when Linears and Conv1Ds are both targets.
+        warnings.filterwarnings("ignore", message="fan_in_fan_out is set to")
+        inject_adapter_in_model(config, model)
     for name, param in model.named_parameters():
         param.requires_grad_(ADAPTER_MARK in name)
     return selected
