@@ -8,7 +8,7 @@ from workbench.config import ConfigError
 from workbench.heads import LMHead, SequenceClassificationHead
 from workbench.models import Decoder, DecoderBackbone, DecoderConfig
 from workbench.modules import FinetuneModule, OptimConfig, Strategy, merge_lora
-from workbench.modules.lora import has_lora
+from workbench.modules.lora import ADAPTER_MARK, add_lora, has_lora
 
 VOCAB = 40
 
@@ -143,3 +143,54 @@ def test_lora_with_the_lm_head_reads_through_the_merged_base():
         before = module(ids, torch.ones_like(ids))
         merge_lora(module.backbone)
         torch.testing.assert_close(module(ids, torch.ones_like(ids)), before, atol=1e-5, rtol=0)
+
+
+# -- Hugging Face causal LMs: Linear projections (Llama, Qwen2) and GPT-2's Conv1D ------------------------------
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "qwen2"])
+def test_lora_on_hf_causal_lms_merges_back_to_the_original_classes_and_keys(family):
+    pytest.importorskip("transformers")
+    from conftest import build_causal_lm
+
+    from workbench.models.hf_causal import HFCausalBackbone
+
+    backbone = HFCausalBackbone(build_causal_lm(family)[0])
+    classes = {name: type(m) for name, m in backbone.named_modules()}
+    keys = list(backbone.state_dict().keys())
+    ids = torch.randint(0, 320, (2, 9))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        plain = backbone.logits(backbone(ids, mask))
+    adapted_names = add_lora(backbone, rank=4, alpha=8.0, dropout=0.0, targets=backbone.lora_targets())
+    # GPT-2: c_attn, attn.c_proj, mlp.c_proj, c_fc (all Conv1D); the others: seven Linears, in each of 2 layers.
+    assert len(adapted_names) == 2 * (4 if family == "gpt2" else 7)
+    if family == "gpt2":
+        assert {classes[n].__name__ for n in adapted_names} == {"Conv1D"}
+    assert all(ADAPTER_MARK in n for n, p in backbone.named_parameters() if p.requires_grad)
+    randomise_adapters(backbone)
+    backbone.eval()
+    with torch.no_grad():
+        adapted = backbone.logits(backbone(ids, mask))
+    assert (adapted - plain).abs().max() > 1e-3  # the adapters change the function
+    loss = backbone.logits(backbone(ids, mask)).logsumexp(-1).mean()
+    loss.backward()  # gradients reach the adapters through GPT-2's transposed weights too
+    assert all(p.grad is not None for n, p in backbone.named_parameters() if "lora_A" in n)
+    merge_lora(backbone)
+    assert {name: type(m) for name, m in backbone.named_modules()} == classes
+    assert list(backbone.state_dict().keys()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.logits(backbone(ids, mask)), adapted, atol=1e-5, rtol=0)
+
+
+def test_conv1d_targets_are_listed_with_the_linear_layers():
+    pytest.importorskip("transformers")
+    from conftest import build_causal_lm
+
+    model = build_causal_lm("gpt2")[0]
+    with pytest.raises(ConfigError, match=r"'q_proj' matches no module.*transformer\.h\.\*\.attn\.c_attn"):
+        add_lora(model, rank=2, alpha=4.0, dropout=0.0, targets=["q_proj"])
+    with pytest.raises(ConfigError, match="'attn' selects non-linear modules"):
+        add_lora(model, rank=2, alpha=4.0, dropout=0.0, targets=["attn"])
+    with pytest.raises(ConfigError, match="lm_head.*tied"):
+        add_lora(model, rank=2, alpha=4.0, dropout=0.0, targets=["lm_head"])
