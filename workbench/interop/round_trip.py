@@ -37,8 +37,9 @@ def compare_with_transformers(model, tokenizer, folder: str | os.PathLike, promp
     hf_text = generator(prompt, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False,
                         return_full_text=True)[0]["generated_text"]
     with torch.no_grad():
-        theirs = hf_model.generate(context, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
-                                   do_sample=False)[0].tolist()
+        # An explicit mask: transformers would otherwise mask a BOS that doubles as the padding id.
+        theirs = hf_model.generate(context, attention_mask=torch.ones_like(context), max_new_tokens=max_new_tokens,
+                                   min_new_tokens=max_new_tokens, do_sample=False)[0].tolist()
         full = torch.tensor([ours])
         difference = (model(full).logits.float() - hf_model(full).logits.float()).abs().max().item()
     return {
