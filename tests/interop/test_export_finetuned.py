@@ -81,3 +81,19 @@ def test_only_causal_lm_fine_tunes_export_and_only_lora_ones_as_adapters(base_ru
     with pytest.raises(ExportError, match="adapter=True .* takes a LoRA fine-tuning run"):
         export(base_run, tmp_path / "out", adapter=True)
     assert not (tmp_path / "out").exists() and not (tmp_path / "adapter").exists()
+
+
+@pytest.mark.slow
+def test_a_fine_tune_of_another_hugging_face_family_exports_in_its_own_architecture(hf_causal_folder, tmp_path):
+    run = finetuned_run(hf_causal_folder("gpt2"), tmp_path, "lora")
+    backbone = load_finetuned(run).module.backbone
+    ids = torch.randint(0, 300, (2, 16))
+    out = export(run, tmp_path / "hf")
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    assert type(theirs).__name__ == "GPT2LMHeadModel"
+    with torch.no_grad():
+        assert (theirs(ids).logits - backbone.model(ids).logits).abs().max().item() <= 1e-5
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    assert tokenizer("def f(x):")["input_ids"] == load_finetuned(run).text_encoder.tokenizer.encode("def f(x):")
+    with pytest.raises(ExportError, match="adapter=True covers workbench decoders"):
+        export(run, tmp_path / "adapter", adapter=True)

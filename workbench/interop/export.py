@@ -7,6 +7,9 @@
       tokenizer.json, tokenizer_config.json   a fast tokenizer giving the workbench's ids
       README.md                  a Hugging Face model card built from the run's records
 
+    OUT/                         a causal-LM fine-tune of a Hugging Face base of another family (GPT-2,
+                                 Qwen2, ...): that family's own architecture, written by save_pretrained
+
     OUT/ (adapter=True)          a LoRA fine-tune as a peft adapter over the exported base
       adapter_config.json, adapter_model.safetensors, README.md
 
@@ -43,8 +46,8 @@ class ExportPlan:
 
     run: Any  # RunFolder, or None for a bare checkpoint folder
     source: Path
-    kind: str  # "model" or "adapter"
-    model: Any  # the Decoder to write (merged), or the fine-tuned module for an adapter
+    kind: str  # "model" (a Decoder as Llama), "native" (a Hugging Face model as itself) or "adapter"
+    model: Any  # the Decoder or HFCausalLM to write (merged); for an adapter, the base's Decoder
     tokenizer: Any
     adapter: dict | None = None  # the LoRA record and tensors of an adapter export
 
@@ -61,10 +64,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, *, adapter: bool = Fa
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        if plan.kind == "adapter":
-            _write_adapter(plan, partial)
-        else:
-            _write_model(plan, partial)
+        {"adapter": _write_adapter, "native": _write_native, "model": _write_model}[plan.kind](plan, partial)
         (partial / "README.md").write_text(hub_model_card(plan), encoding="utf-8")
     except BaseException as error:
         raise ExportError(f"the export stopped part-way ({error}); what it wrote is in {partial}") from error
@@ -102,6 +102,7 @@ def plan_export(run: str | os.PathLike, *, adapter: bool = False) -> ExportPlan:
 
 def _plan_finetuned(folder, adapter: bool) -> ExportPlan:
     from workbench.models import DecoderBackbone
+    from workbench.models.hf_causal import HFCausalBackbone, HFCausalLM
     from workbench.modules.finetuned import ADAPTER_FILE, FINETUNED_DIR, RECORD, load_finetuned
 
     record_path = folder.path / FINETUNED_DIR / RECORD
@@ -115,13 +116,17 @@ def _plan_finetuned(folder, adapter: bool) -> ExportPlan:
                           "head, so only causal_lm fine-tunes export (its base exports on its own)")
     finetuned = load_finetuned(folder.path)
     backbone = finetuned.module.backbone
+    tokenizer = finetuned.text_encoder.tokenizer
+    if isinstance(backbone, HFCausalBackbone):
+        if adapter:
+            raise ExportError(f"{folder.path} fine-tuned a Hugging Face {backbone.config.model_type!r} base; "
+                              "adapter=True covers workbench decoders (and Llamas mapped onto them)")
+        return ExportPlan(folder, folder.path, "native", HFCausalLM(backbone.model), tokenizer)
     if not isinstance(backbone, DecoderBackbone):
         raise ExportError(f"{folder.path} fine-tuned a {type(backbone).__name__} base "
-                          f"({record['settings'].get('base')}); export writes workbench decoders (and the Llama "
-                          "models mapped onto them); that base's own folder is already a Hugging Face model")
+                          f"({record['settings'].get('base')}), which is not a causal LM")
     decoder = backbone.decoder
     llama.llama_config_values(decoder.config)
-    tokenizer = finetuned.text_encoder.tokenizer
     if not adapter:
         return ExportPlan(folder, folder.path, "model", decoder, tokenizer)
     lora = record.get("lora")
@@ -154,6 +159,14 @@ def _write_model(plan: ExportPlan, directory: Path) -> None:
     from workbench.interop.tokenizer import save_hf_tokenizer
 
     save_hf_tokenizer(plan.tokenizer, directory, model_max_length=config.block_size)
+
+
+def _write_native(plan: ExportPlan, directory: Path) -> None:
+    """A Hugging Face model fine-tuned here goes out in its own architecture, with its own tokenizer."""
+    from workbench.interop.tokenizer import save_hf_tokenizer
+
+    plan.model.model.save_pretrained(directory, safe_serialization=True)
+    save_hf_tokenizer(plan.tokenizer, directory, model_max_length=plan.model.config.block_size)
 
 
 def adapter_weight_name(name: str, config) -> str:

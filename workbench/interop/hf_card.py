@@ -28,7 +28,7 @@ def hub_model_card(plan) -> str:
     data = ModelCardData(
         library_name="peft" if plan.kind == "adapter" else "transformers",
         pipeline_tag="text-generation",
-        tags=["workbench", "llama", "causal-lm", f"tokenizer-{facts['tokenizer']}"]
+        tags=["workbench", facts["family"], "causal-lm", f"tokenizer-{facts['tokenizer']}"]
         + (["lora", "adapter"] if plan.kind == "adapter" else []),
         datasets=[facts["dataset"]] if facts["dataset"] else None,
         base_model=facts["base_model"],
@@ -55,8 +55,11 @@ def _facts(plan) -> dict[str, Any]:
     base_model = settings.get("base") if run is not None and run.kind == "finetuning" else None
     if init:
         base_model = init.get("source")
+    hf_config = getattr(plan.model.config, "hf_config", None)
     return {
         "name": run.id if run is not None else plan.source.name,
+        "family": hf_config.model_type if hf_config is not None else "llama",
+        "architecture": type(plan.model.model).__name__ if hf_config is not None else "LlamaForCausalLM",
         "dataset": dataset,
         "dataset_name": corpus or task.get("name") or "unknown",
         "base_model": _hub_id(base_model),
@@ -101,11 +104,16 @@ def _body(plan, facts: dict[str, Any]) -> list[str]:
                   'base = AutoModelForCausalLM.from_pretrained("BASE")',
                   'model = PeftModel.from_pretrained(base, "THIS_FOLDER")', "```"]
     else:
-        lines += [f"A {parameters / 1e6:.2f}M-parameter causal language model trained by the workbench and "
-                  f"exported as `LlamaForCausalLM`: {config.n_layer} layers, {config.n_head} heads "
-                  f"({config.kv_heads} key/value), width {config.d_model}, {config.block_size} positions, "
-                  f"{'tied' if config.tie_embeddings else 'untied'} embeddings. Plain `transformers` loads it; "
-                  "its logits equal the workbench's to float32 rounding.", "",
+        if plan.kind == "native":
+            shape = (f"A {parameters / 1e6:.2f}M-parameter `{facts['architecture']}` fine-tuned by the workbench "
+                     f"from `{facts['base_source']}`, in its own architecture: {config.n_layer} layers, "
+                     f"width {config.d_model}, {config.block_size} positions.")
+        else:
+            shape = (f"A {parameters / 1e6:.2f}M-parameter causal language model trained by the workbench and "
+                     f"exported as `LlamaForCausalLM`: {config.n_layer} layers, {config.n_head} heads "
+                     f"({config.kv_heads} key/value), width {config.d_model}, {config.block_size} positions, "
+                     f"{'tied' if config.tie_embeddings else 'untied'} embeddings.")
+        lines += [shape + " Plain `transformers` loads it; its logits equal the workbench's to float32 rounding.", "",
                   "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
                   'model = AutoModelForCausalLM.from_pretrained("THIS_FOLDER")',
                   'tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")',
@@ -122,7 +130,7 @@ def _body(plan, facts: dict[str, Any]) -> list[str]:
     lines += ["", "## Tokenizer", "", _tokenizer_line(plan, facts)]
     lines += ["", "## What the export leaves behind", "",
               "- Dropout (a training setting) is not carried: Llama has no residual dropout. Inference is "
-              "unchanged." if config.dropout else "- Nothing the model computes: every setting maps onto Llama's.",
+              "unchanged." if getattr(config, "dropout", 0) else "- Nothing the model computes.",
               "- The run's full model card, with its data, limitations and compute, is MODEL_CARD.md in the run "
               "folder."]
     return lines
