@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from conftest import CAUSAL_FAMILIES, build_causal_lm  # noqa: E402
+from hf_models import CAUSAL_FAMILIES, build_causal_lm  # noqa: E402
 
 from workbench.errors import RequestError  # noqa: E402
 from workbench.models.hf_causal import HFCausalBackbone, HFCausalLM, find_parts  # noqa: E402

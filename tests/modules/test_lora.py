@@ -151,7 +151,7 @@ def test_lora_with_the_lm_head_reads_through_the_merged_base():
 @pytest.mark.parametrize("family", ["llama", "gpt2", "qwen2"])
 def test_lora_on_hf_causal_lms_merges_back_to_the_original_classes_and_keys(family):
     pytest.importorskip("transformers")
-    from conftest import build_causal_lm
+    from hf_models import build_causal_lm
 
     from workbench.models.hf_causal import HFCausalBackbone
 
@@ -185,7 +185,7 @@ def test_lora_on_hf_causal_lms_merges_back_to_the_original_classes_and_keys(fami
 
 def test_conv1d_targets_are_listed_with_the_linear_layers():
     pytest.importorskip("transformers")
-    from conftest import build_causal_lm
+    from hf_models import build_causal_lm
 
     model = build_causal_lm("gpt2")[0]
     with pytest.raises(ConfigError, match=r"'q_proj' matches no module.*transformer\.h\.\*\.attn\.c_attn"):
