@@ -28,6 +28,7 @@ import torch
 
 from workbench.errors import RequestError, ResourceError
 from workbench.interop import hub, llama
+from workbench.models.parameters import unique_parameter_count
 
 CONFIG = "config.json"
 # Files a Hugging Face tokenizer is read from. Without one, transformers 5 quietly builds an empty
@@ -116,7 +117,7 @@ def load_causal_lm(source: str | os.PathLike, *, exact: bool = True) -> Imported
         "architecture": type(model).__name__,
         "config_sha256": sha256_of([directory / CONFIG]),
         "weights_sha256": sha256_of(weight_files(directory)),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": unique_parameter_count(model),
     }
     if exact and not mismatches:
         decoder = llama_as_decoder(model)

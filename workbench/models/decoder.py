@@ -23,6 +23,7 @@ from torch import nn
 
 from workbench.errors import RequestError
 from workbench.models.config import DecoderConfig
+from workbench.models.parameters import unique_parameter_count
 
 
 @dataclass
@@ -216,8 +217,7 @@ class Decoder(nn.Module):
 
     def num_parameters(self, *, trainable_only: bool = False) -> int:
         """Unique parameters (tied weights counted once)."""
-        params = {id(p): p for p in self.parameters() if p.requires_grad or not trainable_only}
-        return sum(p.numel() for p in params.values())
+        return unique_parameter_count(self, trainable_only=trainable_only)
 
     def forward(
         self,

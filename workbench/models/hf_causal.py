@@ -30,6 +30,7 @@ from torch import nn
 from workbench.errors import RequestError
 from workbench.models.backbone import Backbone
 from workbench.models.decoder import DecoderOutput
+from workbench.models.parameters import ungrouped_parameters, unique_parameter_count
 
 # Where families keep their parts, relative to the base model (`model.model`, `model.transformer`, ...).
 LAYER_PATHS = ("layers", "h", "blocks", "decoder.layers")  # Llama/Qwen2/Mistral, GPT-2, ..., OPT
@@ -162,8 +163,7 @@ class HFCausalLM(nn.Module):
 
     def num_parameters(self, *, trainable_only: bool = False) -> int:
         """Unique parameters (tied weights counted once)."""
-        params = {id(p): p for p in self.parameters() if p.requires_grad or not trainable_only}
-        return sum(p.numel() for p in params.values())
+        return unique_parameter_count(self, trainable_only=trainable_only)
 
     def forward(
         self,
@@ -293,8 +293,7 @@ class HFCausalBackbone(Backbone):
         return list(LORA_TARGETS[model_type])
 
     def _check_layer_groups_cover_the_model(self) -> None:
-        grouped = {id(p) for group in self.layer_groups() for p in group.parameters()}
-        left = [name for name, p in self.model.named_parameters() if id(p) not in grouped]
+        left = ungrouped_parameters(self.model, self.layer_groups())
         if left:
             parts = self.parts
             raise RequestError(

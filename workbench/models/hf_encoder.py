@@ -19,6 +19,7 @@ from torch import nn
 
 from workbench.errors import RequestError
 from workbench.models.backbone import Backbone
+from workbench.models.parameters import ungrouped_parameters
 
 # Where each family keeps its transformer layers, bottom to top.
 LAYER_PATHS = ("encoder.layer", "transformer.layer")  # BERT/RoBERTa/ELECTRA, DistilBERT
@@ -83,8 +84,7 @@ class HFEncoderBackbone(Backbone):
         return list(LORA_TARGETS[family])
 
     def _check_layer_groups_cover_the_model(self) -> None:
-        grouped = {id(p) for group in self.layer_groups() for p in group.parameters()}
-        left = [name for name, p in self.model.named_parameters() if id(p) not in grouped]
+        left = ungrouped_parameters(self.model, self.layer_groups())
         if left:
             raise RequestError(
                 f"{type(self.model).__name__} has parameters outside its embeddings and layers "

@@ -32,6 +32,7 @@ from workbench.interop import hub
 from workbench.interop.load import ENCODER_TYPES, is_causal_lm, load_causal_lm, load_hf_encoder
 from workbench.models import Backbone, Decoder, DecoderBackbone
 from workbench.models.hf_encoder import HFEncoderBackbone
+from workbench.models.parameters import unique_parameter_count
 from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, CheckpointError, load_pretrained
 from workbench.modules.choices import MINILM, SCRATCH  # the settings' spec check reads these names too
 
@@ -173,7 +174,7 @@ def _workbench_decoder(
         "source": str(directory.resolve()),
         "weights": "pretrained" if scratch_seed is None else f"random (seed {scratch_seed})",
         "architecture": "decoder",
-        "parameters": _parameter_count(backbone),
+        "parameters": unique_parameter_count(backbone),
         "config": decoder.config.to_dict(),
         "tokenizer": {
             "kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size, "fingerprint": tokenizer.fingerprint()
@@ -210,7 +211,7 @@ def _hf_encoder(directory: Path, max_length: int, *, name: str | None = None) ->
         "weights": "pretrained",
         "architecture": type(model).__name__,
         "model_type": model.config.model_type,
-        "parameters": _parameter_count(backbone),
+        "parameters": unique_parameter_count(backbone),
         "dropped": ["pooler"] if getattr(model, "pooler", "absent") is None else [],  # see models/hf_encoder.py
         "config": json.loads(json.dumps(config, default=str)),
         "tokenizer": {"kind": type(tokenizer).__name__, "vocab_size": len(tokenizer)},
@@ -247,7 +248,7 @@ def _hf_causal(source: str, max_length: int) -> LoadedBase:
         "model_type": imported.provenance["model_type"],
         "mapped": imported.provenance["mapped"],
         "provenance": imported.provenance,
-        "parameters": _parameter_count(backbone),
+        "parameters": unique_parameter_count(backbone),
         "tokenizer": {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
                       "fingerprint": tokenizer.fingerprint()},
         "max_length": length,
@@ -277,7 +278,3 @@ def _length_limit(config, tokenizer) -> int:
         positions -= (config.pad_token_id or 0) + 1
     declared = tokenizer.model_max_length
     return min(positions, declared) if isinstance(declared, int) and declared > 0 else positions
-
-
-def _parameter_count(backbone: Backbone) -> int:
-    return sum(p.numel() for p in backbone.parameters())  # parameters() yields tied tensors once
