@@ -10,7 +10,9 @@ For each run folder given (the demo's, say) and for the `gpt2-small` preset with
     transformers load  AutoModelForCausalLM.from_pretrained(OUT), what any user of the export pays
     import             workbench.load(OUT): the Hugging Face folder back as a workbench Decoder
 
-and prints each as seconds and as a multiple of the workbench load, with the folder's size.
+and prints each as seconds and as a multiple of the workbench load, with the folder's size. Each load is
+timed to its first logits (16 tokens), since a loader may map weights from disk lazily; a tiny model is
+exported and loaded first, untimed, so no row pays for importing transformers.
 """
 
 from __future__ import annotations
@@ -35,10 +37,17 @@ def measure(run: Path, scratch: Path) -> dict:
     import workbench
 
     out = scratch / f"{run.name}-hf"
-    (model, _), load_s = _timed(lambda: workbench.load(run))
+    ids = torch.zeros((1, 16), dtype=torch.long)
+
+    def first_logits(model):
+        with torch.no_grad():
+            model(ids)
+        return model
+
+    (model, _), load_s = _timed(lambda: (first_logits(workbench.load(run)[0]), None))
     _, export_s = _timed(lambda: workbench.export(run, out))
-    _, hf_s = _timed(lambda: transformers.AutoModelForCausalLM.from_pretrained(out))
-    (back, _), import_s = _timed(lambda: workbench.load(out))
+    _, hf_s = _timed(lambda: first_logits(transformers.AutoModelForCausalLM.from_pretrained(out)))
+    (back, _), import_s = _timed(lambda: (first_logits(workbench.load(out)[0]), None))
     same = all(torch.equal(t, back.state_dict()[name]) for name, t in model.state_dict().items())
     size = sum(p.stat().st_size for p in out.iterdir())
     return {"model": run.name, "parameters": model.num_parameters(), "mb": size / 1e6, "workbench_load_s": load_s,
@@ -60,6 +69,7 @@ def random_checkpoint(preset: str, scratch: Path) -> Path:
 def main(argv: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
+        measure(random_checkpoint("tiny", scratch), scratch)  # warm-up: imports, first-call allocations
         runs = [Path(a) for a in argv] + [random_checkpoint("gpt2-small", scratch)]
         rows = [measure(run, scratch) for run in runs]
     print(f"{'model':<28} {'params':>12} {'MB':>7} {'wb load':>8} {'export':>14} {'hf load':>14} {'import':>14}"

@@ -144,3 +144,19 @@ def test_rotary_with_the_sign_folded_into_the_table_is_bitwise_rotate_half():
         return t[..., :8] ** 2 + t[..., 8:] ** 2
 
     torch.testing.assert_close(pairs(apply_rotary(x, cos, sign_folded_sin(sin))), pairs(x))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_from_state_builds_the_same_model_without_drawing_weights(tied):
+    config = DecoderConfig.from_preset("tiny", tie_embeddings=tied)
+    torch.manual_seed(0)
+    original = Decoder(config).eval()
+    state = {k: v.clone() for k, v in original.state_dict().items() if not (tied and k == "lm_head.weight")}
+    rebuilt = Decoder.from_state(config, state)
+    ids = torch.randint(0, config.vocab_size, (2, 16))
+    assert torch.equal(rebuilt(ids).logits, original(ids).logits) and not rebuilt.training
+    assert (rebuilt.lm_head.weight is rebuilt.embed.weight) == tied
+    assert rebuilt.num_parameters() == original.num_parameters()
+    del state["blocks.1.mlp.up_proj.weight"]
+    with pytest.raises(ValueError, match=r"missing \['blocks\.1\.mlp\.up_proj\.weight'\]"):
+        Decoder.from_state(config, state)

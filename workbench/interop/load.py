@@ -130,17 +130,14 @@ def load_causal_lm(source: str | os.PathLike, *, exact: bool = True) -> Imported
 
 
 def llama_as_decoder(model) -> torch.nn.Module:
-    """A workbench Decoder holding a LlamaForCausalLM's weights (copied), computing the same logits."""
+    """A workbench Decoder holding a LlamaForCausalLM's weights (shared, not copied), computing the same logits."""
     from workbench.models import Decoder
 
     config = llama.decoder_config(model.config)
-    decoder = Decoder(config)
-    state = llama.from_llama_state(model.state_dict(), config)
-    missing, unexpected = decoder.load_state_dict(state, strict=False)
-    missing = [name for name in missing if not (config.tie_embeddings and name == "lm_head.weight")]
-    if missing or unexpected:
-        raise HFLoadError(f"the Llama weights do not fill the Decoder: missing {missing}, unexpected {unexpected}")
-    return decoder.eval()
+    try:
+        return Decoder.from_state(config, llama.from_llama_state(model.state_dict(), config))
+    except RequestError as error:
+        raise HFLoadError(f"the Llama weights do not fill the Decoder: {error}") from error
 
 
 def load_tokenizer(directory: Path, model_config=None):

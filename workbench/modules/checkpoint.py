@@ -18,7 +18,7 @@ import safetensors.torch
 from safetensors import SafetensorError
 
 from workbench.data.tokenizers import Tokenizer, load_tokenizer
-from workbench.errors import ResourceError
+from workbench.errors import RequestError, ResourceError
 from workbench.files import atomic_write
 from workbench.models import Decoder, DecoderConfig
 
@@ -66,9 +66,22 @@ def load_pretrained(path: str | Path, *, device: str = "cpu") -> tuple[Decoder, 
         config = config_cls.from_dict(record["config"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{directory / CONFIG} is not a valid model config: {error}") from error
-    model = model_cls(config)
-    load_weights(model, directory / WEIGHTS, device=device)
+    weights = directory / WEIGHTS
+    try:
+        model = model_cls.from_state(config, read_weights(weights))
+    except RequestError as error:
+        raise CheckpointError(f"{weights} does not match its record: {error}") from None
     return model.to(device).eval(), load_tokenizer(directory)
+
+
+def read_weights(weights: Path) -> dict:
+    """The tensors of a safetensors file; CheckpointError naming the file if it is missing or unreadable."""
+    if not weights.is_file():
+        raise CheckpointError(f"missing weights file {weights}")
+    try:
+        return safetensors.torch.load_file(str(weights))
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"cannot read weights from {weights} (truncated or corrupted?): {error}") from None
 
 
 def load_weights(module, weights: Path, *, device: str = "cpu") -> None:
