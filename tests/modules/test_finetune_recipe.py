@@ -14,10 +14,13 @@ from workbench.modules.finetune_recipe import FinetuneSettings, finetune
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A saved tiny decoder standing in for a pretraining run folder."""
+    """A saved tiny decoder standing in for a pretraining run folder.
+
+    Its weights are drawn under another seed than the runs' (0), so that `scratch:` (fresh weights drawn
+    with the run's seed) really starts somewhere else."""
     folder = tmp_path_factory.mktemp("run")
     tokenizer = build_tokenizer("char", ["abcdefghijklmnopqrstuvwxyz .,0123456789"])
-    torch.manual_seed(0)
+    torch.manual_seed(123)
     decoder = Decoder(DecoderConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, block_size=64))
     save_pretrained(folder / "checkpoint", decoder, tokenizer)
     return folder
