@@ -6,6 +6,7 @@ dataclasses, and so `workbench run`'s spec check, read the names without loading
 
 STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
 PRECISIONS = ("32-true", "bf16-mixed")
+PRETRAIN_PRECISIONS = (*PRECISIONS, "auto")  # auto: measured per model and batch shape (modules/precision.py)
 MINILM, SCRATCH = "minilm", "scratch:"  # a base that is a name (base_model.py loads it), the fresh-weights prefix
 NAMED_BASES = (MINILM,)
 HUB_PREFIX = "hf:"  # hf:<repo-id>[@revision]: a Hugging Face hub model, from the local cache or the hub

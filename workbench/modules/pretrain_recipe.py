@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import lightning as L
+import torch
 
 from workbench.data import PretrainDataModule
 from workbench.data.compression import zlib_bits_per_byte
@@ -21,7 +22,8 @@ from workbench.data.tokenizers import Tokenizer
 from workbench.errors import RequestError
 from workbench.models import Decoder
 from workbench.modules.initial_model import InitialModel, initial_model
-from workbench.modules.pretrain import PretrainModule
+from workbench.modules.precision import PrecisionChoice, choose_precision
+from workbench.modules.pretrain import PretrainModule, lm_loss
 from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
 from workbench.modules.training import make_trainer, quiet_lightning
@@ -59,7 +61,7 @@ def make_datamodule(settings: PretrainSettings, tokenizer: Tokenizer | None = No
     )
 
 
-def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
+def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], precision: str, **overrides: Any) -> L.Trainer:
     """Pretraining counts optimizer steps and evaluates every `eval_every` of them, on a few batches."""
     loop = dict(
         max_steps=settings.max_steps,
@@ -69,7 +71,7 @@ def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], **override
         limit_val_batches=settings.eval_batches,
     )
     return make_trainer(
-        precision=settings.precision, callbacks=callbacks, grad_clip=settings.grad_clip, **{**loop, **overrides}
+        precision=precision, callbacks=callbacks, grad_clip=settings.grad_clip, **{**loop, **overrides}
     )
 
 
@@ -83,6 +85,21 @@ def _initial(settings: PretrainSettings) -> InitialModel | None:
                            f"positions of init_from={settings.init_from!r}; use block_size <= "
                            f"{init.decoder.config.block_size}")
     return init
+
+
+def _precision(settings: PretrainSettings, module: PretrainModule,
+               datamodule: PretrainDataModule) -> PrecisionChoice | None:
+    """With precision "auto", the measured choice for this model and batch shape; None otherwise.
+
+    The batch is the first `batch_size` blocks as stored, taken without touching the sampler, so the
+    training order is the one the run would have had anyway.
+    """
+    if settings.precision != "auto":
+        return None
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    blocks = datamodule.train_blocks[: settings.batch_size]
+    x, y = blocks[:, :-1], blocks[:, 1:]
+    return choose_precision(lambda: lm_loss(module.model(x).logits, y), list(module.model.parameters()), device)
 
 
 def pretrain(
@@ -134,11 +151,15 @@ def pretrain(
         callbacks = [TrainingState(state_dir, every, settings.identity()), *callbacks]
     if resume and printer:
         printer(f"resuming from step {resume[1]} ({resume[0]})")
-    trainer = _trainer(settings, [recorder, *callbacks])
+    choice = _precision(settings, module, datamodule)
+    if choice and printer:
+        printer(f"precision auto: {choice.precision} ({choice.reason})")
+    precision = choice.precision if choice else settings.precision
+    trainer = _trainer(settings, [recorder, *callbacks], precision)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume[0] if resume else None, weights_only=True)
 
     final_batches = settings.final_eval_batches if settings.final_eval_batches is not None else 1.0
-    evaluation = _trainer(settings, [], limit_val_batches=final_batches).validate(
+    evaluation = _trainer(settings, [], precision, limit_val_batches=final_batches).validate(
         module, datamodule=datamodule, verbose=False
     )[0]
     last_train = [row["train_loss"] for row in recorder.history if "train_loss" in row]
@@ -153,7 +174,9 @@ def pretrain(
         # The yardstick: a model worth keeping codes the validation text in fewer bits than zlib.
         "zlib_bpb": zlib_bits_per_byte(datamodule.corpus["validation"]["text"]),
     }
-    compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
+    compute = recorder.compute_record(started=started, device=str(module.device), precision=precision)
+    if choice:
+        compute["precision_choice"] = choice.record()
     described = datamodule.describe()
     data = {"fingerprint": described["corpus_summary"]["fingerprint"], **described, "settings": asdict(settings)}
     if init:

@@ -128,7 +128,7 @@ def compute(run: RunFolder, kind: KindSections) -> list[str]:
         ("wall time (notebook)", f"{c['wall_time_s']:.1f} s" if is_number(c.get("wall_time_s")) else NOT_RECORDED),
         ("wall time (whole run)", f"{seconds:.1f} s" if seconds is not None else NOT_RECORDED),
         ("device", c.get("device") or NOT_RECORDED),
-        ("precision", c.get("precision") or NOT_RECORDED),
+        ("precision", _precision_phrase(c)),
         ("torch threads", str(c["torch_threads"]) if "torch_threads" in c else NOT_RECORDED),
     ]
     if c.get("resumed_at_steps"):
@@ -187,3 +187,12 @@ def _validation_losses(run: RunFolder, need_step: bool = True) -> list[tuple[obj
     """(step, val_loss) of every evaluation in history.json."""
     return [(row.get("step"), row["val_loss"]) for row in run.history or []
             if is_number(row.get("val_loss")) and (not need_step or "step" in row)]
+
+
+def _precision_phrase(compute: dict) -> str:
+    """The precision trained in; for `auto`, what was chosen and why (modules/precision.py)."""
+    chosen = compute.get("precision") or NOT_RECORDED
+    choice = compute.get("precision_choice")
+    if isinstance(choice, dict) and choice.get("reason"):
+        return f"{chosen} (auto: {choice['reason']})"
+    return chosen
