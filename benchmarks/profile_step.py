@@ -74,7 +74,7 @@ def main() -> None:
         with profile(activities=[ProfilerActivity.CPU]) as profiled:
             for _ in range(20):
                 step()
-        print(f"\\n{name}: top ops by self CPU time over 20 steps")
+        print(f"\n{name}: top ops by self CPU time over 20 steps")
         print(profiled.key_averages().table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=40))
 
 
