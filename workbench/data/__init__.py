@@ -5,12 +5,15 @@ from workbench.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
     "workbench.data.blocks": ["blocks_tensor", "pack", "tokenize"],
+    "workbench.data.canaries": ["CANARY_TEMPLATE", "CanaryError", "canary_candidates", "canary_text", "plant_canaries"],
     "workbench.data.corpora": [
         "CORPORA", "CorpusError", "CorpusUnavailableError", "corpus_fingerprint", "describe_corpus", "load_corpus",
     ],
     "workbench.data.datamodule": ["PretrainDataModule"],
     "workbench.data.finetune_datamodule": ["FinetuneDataModule"],
     "workbench.data.hf_tokenizer": ["HFTokenizer"],
+    "workbench.data.pii": ["PiiHit", "find_pii", "mask_corpus", "mask_pii", "scan_corpus"],
+    "workbench.data.prepared": ["PreparedCorpus", "prepare_corpus"],
     "workbench.data.tasks": [
         "TASK_KINDS", "TASKS", "TaskData", "TaskError", "TaskUnavailableError", "check_task_options", "load_task",
     ],

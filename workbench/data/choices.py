@@ -7,3 +7,5 @@ The settings dataclasses (and so `workbench run`'s spec check) read them before 
 CORPORA = ("stdlib", "text", "hf")
 TOKENIZERS = ("byte", "char", "bpe")
 TASKS = ("docstring-topic", "token-type", "function-size", "file", "hf")
+PII_MODES = ("keep", "mask")  # what pretraining does with the private data the corpus scan finds
+PII_MODES = ("keep", "mask")

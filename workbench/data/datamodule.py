@@ -1,4 +1,7 @@
-"""The pretraining DataModule: corpus -> tokenizer -> packed blocks -> (x, y) batches.
+"""The pretraining DataModule: corpus -> prepared corpus -> tokenizer -> packed blocks -> (x, y) batches.
+
+The prepared corpus (prepared.py) is the raw one scanned for private data, masked and planted with
+canaries when asked; the tokenizer is fitted on its train text, as the audit rebuilds it.
 
 All arguments are checked in `__init__`, so a typo in a notebook parameter or a
 spec fails before a corpus is read. Blocks live in one in-memory LongTensor and
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 
 import lightning as L
 import torch
@@ -16,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from workbench.data.blocks import blocks_tensor, count_bytes, count_tokens, pack, tokenize
 from workbench.data.corpora import check_corpus_options, describe_corpus, load_corpus
+from workbench.data.prepared import check_prepare_options, prepare_corpus
 from workbench.data.tokenizers import Tokenizer, TokenizerError, build_tokenizer, check_tokenizer_options
 from workbench.errors import RequestError
 
@@ -33,6 +38,9 @@ class PretrainDataModule(L.LightningDataModule):
         batch_size: int = 32,
         seed: int = 0,
         num_proc: int | None = None,
+        pii: str = "keep",
+        canary_repetitions: Sequence[int] = (),
+        canary_digits: int = 6,
     ):
         super().__init__()
         corpus_options = dict(corpus_options or {})
@@ -53,6 +61,7 @@ class PretrainDataModule(L.LightningDataModule):
             raise RequestError(f"seed must be an int, got {seed!r}")
         if num_proc is not None:
             _check_int("num_proc", num_proc, minimum=1)
+        check_prepare_options(pii, canary_repetitions, canary_digits, seed)
         self.corpus_name = corpus
         self.corpus_options = corpus_options
         self.tokenizer_spec = tokenizer
@@ -61,14 +70,20 @@ class PretrainDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.num_proc = num_proc
+        self.pii = pii
+        self.canary_repetitions = tuple(canary_repetitions)
+        self.canary_digits = canary_digits
         self.batches_served = 0  # set from a checkpoint on resume: training continues where it stopped
         self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, tokenize and pack both splits once; later calls do nothing."""
+        """Load, prepare (scan, mask, plant canaries), tokenize and pack both splits once; later calls do nothing."""
         if self._ready:
             return
-        self.corpus = load_corpus(self.corpus_name, **self.corpus_options)
+        self.raw_corpus = load_corpus(self.corpus_name, **self.corpus_options)
+        prepared = prepare_corpus(self.raw_corpus, pii=self.pii, canary_repetitions=self.canary_repetitions,
+                                  canary_digits=self.canary_digits, seed=self.seed, num_proc=self.num_proc)
+        self.corpus, self.pii_record, self.canary_record = prepared
         if isinstance(self.tokenizer_spec, Tokenizer):
             self.tokenizer = self.tokenizer_spec
         else:
@@ -131,6 +146,8 @@ class PretrainDataModule(L.LightningDataModule):
             "blocks": {"train": len(self.train_blocks), "validation": len(self.val_blocks)},
             "tokens": dict(self.token_counts),
             "bytes_per_token": self.bytes_per_token,
+            "pii": self.pii_record,
+            **({"canaries": self.canary_record} if self.canary_record else {}),
         }
 
     def _require_setup(self) -> None:
