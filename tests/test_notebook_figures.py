@@ -33,6 +33,8 @@ PROMISED = {
     },
     "compare": {"Compare runs": {"table": 1, "plotly": 2}},
     "finetune-summary": {"Does pretraining pay?": {"plotly": 1}},
+    # extraction, canary exposure and the ROC of the quick pretraining run; the counterfactual browser
+    "audit": {"Memorization": {"plotly": 3}, "Bias": {"widget": 1}},
 }
 
 
@@ -166,6 +168,16 @@ def test_the_summary_notebook_shows_its_headline_figure(executed, sweep):
     folder = executed / "finetune-summary"
     notebook = execute("finetune-summary", folder, output_dir=str(folder), runs=sweep, metric="test_macro_f1")
     assert missing("finetune-summary", notebook) == []
+
+
+@pytest.mark.slow
+def test_the_audit_notebook_shows_every_view(executed):
+    folder = executed / "audit"
+    notebook = execute("audit", folder, output_dir=str(folder))  # no run: it audits experiments/audit-quick.yaml's
+    assert missing("audit", notebook) == []
+    printed = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "pretraining: regurgitation, extraction, canaries, membership, pairs" in printed
+    assert "fine-tuning: counterfactual" in printed
 
 
 def test_a_cell_that_shows_nothing_is_caught():

@@ -15,7 +15,7 @@ from workbench.runs.outputs import read_json, write_json
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "experiments" / "pretrain-quick.yaml"
 SECTIONS = ["Reproduce", "Model", "Data", "Parameters", "Metrics", "Training compute", "Environment",
-            "Intended use", "Known limitations"]
+            "Privacy", "Bias", "Intended use", "Known limitations"]
 
 
 @pytest.fixture(scope="module")

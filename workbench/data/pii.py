@@ -74,13 +74,19 @@ EMAIL = re.compile(
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 
 
+def _start_before(text: str, anchor: int, chars: frozenset, limit: int, first) -> int:
+    """Where a match anchored at `anchor` may start: back over up to `limit` of `chars`, then on to a `first` char."""
+    start = anchor
+    while start > 0 and anchor - start < limit and text[start - 1] in chars:
+        start -= 1
+    while start < anchor and not first(text[start]):
+        start += 1
+    return start
+
+
 def _emails(text: str):
     for at in _finds(text, "@"):
-        start = at
-        while start > 0 and at - start < 64 and text[start - 1] in _LOCAL_CHARS:
-            start -= 1
-        while start < at and not text[start].isalnum():
-            start += 1
+        start = _start_before(text, at, _LOCAL_CHARS, 64, str.isalnum)
         match = EMAIL.match(text, start) if start < at else None
         if match and _email_ok(match):
             yield PiiHit("email", match.start(), match.end(), match[0])
@@ -105,11 +111,7 @@ _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 def _credential_urls(text: str):
     for colon in _finds(text, "://"):
-        start = colon
-        while start > 0 and colon - start < 16 and text[start - 1] in _SCHEME_CHARS:
-            start -= 1
-        while start < colon and not text[start].isalpha():
-            start += 1
+        start = _start_before(text, colon, _SCHEME_CHARS, 16, str.isalpha)
         match = URL_CREDENTIALS.match(text, start)
         if match and not _is_placeholder(match["password"]) and not _is_placeholder(match["user"], strict=True):
             yield PiiHit("url_credentials", match.start(), match.end(), match[0])

@@ -58,6 +58,9 @@ def make_datamodule(settings: PretrainSettings, tokenizer: Tokenizer | None = No
         block_size=settings.block_size,
         batch_size=settings.batch_size,
         seed=settings.seed,
+        pii=settings.pii,
+        canary_repetitions=tuple(settings.canary_repetitions),
+        canary_digits=settings.canary_digits,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
-from workbench.data.choices import CORPORA, TOKENIZERS
+from workbench.data.choices import CORPORA, PII_MODES, TOKENIZERS
 from workbench.data.tokenizers import check_tokenizer_options
 from workbench.errors import RequestError
 from workbench.models.config import PRESETS, DecoderConfig
@@ -31,6 +31,13 @@ class PretrainSettings(Settings):
     text_column: str = setting("text", 'the text column, for corpus="hf"')
     max_files: int | None = setting(None, "a subset of the corpus's files; None = every file", minimum=1)
     validation_fraction: float = setting(0.05, "share of files held out for validation", above=0, below=1)
+    pii: str = setting("keep", "keep | mask: mask replaces the e-mail addresses, credentials in URLs, IP addresses, "
+                       "phone numbers and secrets the corpus scan finds with placeholders (<EMAIL>, ...) before "
+                       "tokenization; the scan's counts go into data.json and the card either way", choices=PII_MODES)
+    canary_repetitions: list[int] = setting([], "plant one random secret per entry, repeated that many times in the "
+                                            "training split, e.g. [1, 4, 16, 64] (Carlini et al. 2019: the audit "
+                                            "measures each one's exposure); [] = none")
+    canary_digits: int = setting(6, "digits of each canary's secret: 10**digits candidates", minimum=1, maximum=12)
     tokenizer: str = setting("byte", "byte | char | bpe", choices=TOKENIZERS)
     vocab_size: int | None = setting(None, 'for tokenizer="bpe": 256 bytes plus merges')
     init_from: str | None = setting(None, "start from these weights (continued pretraining): a pretraining run "
@@ -68,6 +75,9 @@ class PretrainSettings(Settings):
             yield 'corpus="text" needs corpus_paths: a file, a glob, or a list of them'
         if self.corpus == "hf" and not self.hf_name:
             yield 'corpus="hf" needs hf_name: the Hugging Face dataset to read'
+        bad = [r for r in self.canary_repetitions if isinstance(r, bool) or not isinstance(r, int) or r < 1]
+        if bad:
+            yield f"canary_repetitions={self.canary_repetitions!r}: each entry is a positive int (bad: {bad!r})"
         if self.tokenizer in TOKENIZERS:
             yield from _raised(lambda: check_tokenizer_options(self.tokenizer, self.vocab_size))
         if self.init_from and self.model_overrides:

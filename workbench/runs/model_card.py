@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.files import atomic_write
-from workbench.runs.card import common
+from workbench.runs.card import audit, common
 from workbench.runs.card.common import KindSections
 from workbench.runs.card.finetuning import FinetuningSections
 from workbench.runs.card.format import NOT_RECORDED
@@ -38,6 +38,8 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("Metrics", common.metrics),
     ("Training compute", common.compute),
     ("Environment", lambda run, kind: common.environment(run)),
+    ("Privacy", lambda run, kind: audit.privacy(run)),
+    ("Bias", lambda run, kind: audit.bias(run)),
     ("Intended use", lambda run, kind: kind.intended_use()),
     ("Known limitations", common.limitations),
 )

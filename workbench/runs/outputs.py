@@ -32,6 +32,7 @@ COMPUTE_FILE = "compute.json"
 HISTORY_FILE = "history.json"
 DETAILS_FILE = "details.json"  # fine-tuning: {"validation": {...}, "test": {...}}, non-scalar results
 ENVIRONMENT_FILE = "environment.json"
+AUDIT_FILE = "audit.json"  # what the audit (workbench/audit/) measured of the run's model
 MODEL_CARD_FILE = "MODEL_CARD.md"
 LIVE_CURVES_FILE = "live-curves.html"
 LOCK_FILE = ".lock"
@@ -101,6 +102,11 @@ def save_details(output_dir: str | os.PathLike, details: dict) -> Path:
     """Record fine-tuning's non-scalar results, {"validation": {...}, "test": {...}}; read back with
     `RunFolder(run).details("test")["confusion_matrix"]`."""
     return write_json(Path(output_dir) / DETAILS_FILE, details)
+
+
+def save_audit(output_dir: str | os.PathLike, audit: dict) -> Path:
+    """Record what the audit measured of a run's model (memorization, private data, bias); the card reads it."""
+    return write_json(Path(output_dir) / AUDIT_FILE, audit)
 
 
 def save_history(output_dir: str | os.PathLike, history: list[dict]) -> Path:

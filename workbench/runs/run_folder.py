@@ -26,6 +26,7 @@ import yaml
 
 from workbench.runs.lock import effective_status
 from workbench.runs.outputs import (
+    AUDIT_FILE,
     CHECKPOINT_DIR,
     COMPUTE_FILE,
     DATA_FILE,
@@ -130,6 +131,7 @@ class RunFolder:
     metrics = _Record(METRICS_FILE, "metrics.json: the final metrics")
     data = _Record(DATA_FILE, "data.json: what the run trained on (corpus or task and base, tokenizer, settings)")
     environment = _Record(ENVIRONMENT_FILE, "environment.json: interpreter, machine, packages, git state, seed")
+    audit = _Record(AUDIT_FILE, "audit.json: what the audit measured of the model (memorization, private data, bias)")
     checkpoint_config = _Record(f"{CHECKPOINT_DIR}/{MODEL_CONFIG_FILE}", "a pretraining run's model architecture")
     _raw_compute = _Record(COMPUTE_FILE, "compute.json as written (see `compute`)")
 

@@ -98,8 +98,11 @@ class PretrainingSections(KindSections):
         return items
 
     def untested(self) -> str:
-        return ("No evaluation for bias, toxicity, memorisation or safety was done; it may reproduce training text "
-                "verbatim.")
+        if isinstance(self.run.audit, dict):
+            return ("No evaluation for toxicity or safety was done; memorisation and bias were measured only as far "
+                    "as the Privacy and Bias sections say.")
+        return ("No evaluation for bias, toxicity, memorisation or safety was done (the Privacy and Bias sections "
+                "name the command that measures the first and the last); it may reproduce training text verbatim.")
 
 
 class OtherSections(PretrainingSections):
