@@ -74,3 +74,20 @@ def test_finetuned_classifier_audit(quick_runs):
     else:  # stdlib docstrings seldom mention people: nothing to swap is reported, not a flip rate of 0
         assert counterfactual["flip_rate"] is None
     assert "prediction flip rate" in (run / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_failure_part_way_keeps_what_was_measured(quick_runs, monkeypatch):
+    from workbench.audit import run as audit_run
+
+    run = quick_runs["pretrain"]
+
+    def broken(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(audit_run._LanguageModelAudit, "membership", broken)
+    with pytest.raises(RuntimeError, match="disk on fire") as error:
+        run_audit(AuditSettings(run=str(run), audits=["extraction", "membership"], **SMALL), printer=None)
+    assert any("'membership' (extraction) are saved in" in note for note in error.value.__notes__)
+    stored = json.loads((run / "audit.json").read_text())
+    assert "extraction" in stored and stored["failed"] == {"audit": "membership", "error": "RuntimeError: disk on fire"}

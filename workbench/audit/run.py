@@ -89,18 +89,33 @@ def run_audit(settings: AuditSettings | dict, *, printer: Callable[[str], None] 
         results["commit"] = commit
     for name in chosen:
         started = time.perf_counter()
-        results[name] = getattr(measure, name)()
+        try:
+            results[name] = getattr(measure, name)()
+        except Exception as error:
+            if save and len(seconds):  # keep what was measured before the failure
+                results["failed"] = {"audit": name, "error": f"{type(error).__name__}: {error}"}
+                _save(run, results)
+                error.add_note(f"the audits before {name!r} ({', '.join(seconds)}) are saved in "
+                               f"{run.path / 'audit.json'}")
+            raise
         seconds[name] = time.perf_counter() - started
         if printer:
             printer(f"{name}: {seconds[name]:.1f} s")
-    results["headline"] = headline(results)
     if save:
-        from workbench.runs.model_card import write_model_card
-        from workbench.runs.outputs import save_audit
-
-        save_audit(run.path, results)
-        write_model_card(run.path)
+        _save(run, results)
+    else:
+        results["headline"] = headline(results)
     return AuditOutcome(run.path, results, seconds)
+
+
+def _save(run: RunFolder, results: dict) -> None:
+    """audit.json into the audited run's folder, and its model card rewritten from it."""
+    from workbench.runs.model_card import write_model_card
+    from workbench.runs.outputs import save_audit
+
+    results["headline"] = headline(results)
+    save_audit(run.path, results)
+    write_model_card(run.path)
 
 
 def headline(results: dict) -> dict[str, float]:
