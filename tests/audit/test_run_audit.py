@@ -91,3 +91,21 @@ def test_a_failure_part_way_keeps_what_was_measured(quick_runs, monkeypatch):
     assert any("'membership' (extraction) are saved in" in note for note in error.value.__notes__)
     stored = json.loads((run / "audit.json").read_text())
     assert "extraction" in stored and stored["failed"] == {"audit": "membership", "error": "RuntimeError: disk on fire"}
+
+
+@pytest.mark.slow
+def test_per_group_metrics_of_a_classifier_from_a_file_with_a_group_column(quick_runs, tmp_path):
+    from workbench.modules.finetuned import load_finetuned
+
+    run = quick_runs["finetune"]
+    finetuned = load_finetuned(run)
+    texts = [f"Return the socket of {name}." for name in ("a", "b", "c", "d", "e", "f")] * 4
+    rows = ["text,label,dialect"] + [f'"{t}",{finetuned.label_names[i % 2]},{"north" if i % 3 else "south"}'
+                                     for i, t in enumerate(texts)]
+    (tmp_path / "groups.csv").write_text("\n".join(rows) + "\n")
+    outcome = run_audit(AuditSettings(run=str(run), audits=["groups"], group_file=str(tmp_path / "groups.csv"),
+                                      group_column="dialect"), printer=None)
+    groups = outcome.results["groups"]
+    assert groups["group_column"] == "dialect" and set(groups["groups"]) == {"north", "south"}
+    assert groups["groups"]["north"]["n"] == 16 and groups["groups"]["south"]["n"] == 8
+    assert "Per-group metrics on `dialect`" in (run / "MODEL_CARD.md").read_text()
