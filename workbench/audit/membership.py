@@ -13,12 +13,12 @@ Each reports ROC AUC, the true-positive rate at 1% false positives (interpolated
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from workbench.audit.scoring import token_log_probs
+from workbench.data.compression import zlib_bits_per_byte
 from workbench.errors import RequestError
 
 SPLITS = ("train", "validation")
@@ -40,7 +40,7 @@ def membership_inference(model, tokenizer, corpus, *, documents: int = 200, refe
     members = np.array([1] * len(sampled["train"]) + [0] * len(sampled["validation"]))
     docs = sampled["train"] + sampled["validation"]
     nats, bpb, texts = _score(model, docs, batch_size)
-    zlib_bpb = np.array([_zlib_bits_per_byte(t) for t in texts])
+    zlib_bpb = np.array([zlib_bits_per_byte([t]) for t in texts])
     attacks = {"loss": _attack(members, -nats), "zlib": _attack(members, -(bpb / zlib_bpb))}
     if reference is not None:
         model2, tokenizer2 = reference
@@ -81,11 +81,6 @@ def _score(model, docs: list[tuple], batch_size: int) -> tuple[np.ndarray, np.nd
     bits = np.array([-float(r.sum()) / math.log(2) for r in rows])
     predicted_bytes = np.array([max(1, len(predicted.encode("utf-8"))) for _, _, predicted in docs])
     return nats, bits / predicted_bytes, [covered for _, covered, _ in docs]
-
-
-def _zlib_bits_per_byte(text: str) -> float:
-    data = text.encode("utf-8")
-    return 8 * len(zlib.compress(data, 9)) / max(1, len(data))
 
 
 def _attack(members: np.ndarray, scores: np.ndarray) -> dict:
