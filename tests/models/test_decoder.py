@@ -160,3 +160,36 @@ def test_from_state_builds_the_same_model_without_drawing_weights(tied):
     del state["blocks.1.mlp.up_proj.weight"]
     with pytest.raises(ValueError, match=r"missing \['blocks\.1\.mlp\.up_proj\.weight'\]"):
         Decoder.from_state(config, state)
+
+
+def test_fused_projections_equal_the_separate_ones_and_a_wrapped_projection_is_called_as_itself():
+    from torch import nn
+
+    from workbench.models.decoder import fused_linear
+
+    torch.manual_seed(0)
+    q, k, v = nn.Linear(8, 8, bias=False), nn.Linear(8, 4, bias=False), nn.Linear(8, 4, bias=False)
+    x = torch.randn(2, 3, 8)
+    separate = torch.cat([q(x), k(x), v(x)], dim=-1)
+    torch.testing.assert_close(fused_linear(x, q, k, v), separate)
+    # A LoRA-style wrapper adds to its base's output: the fused path must not skip it.
+    class Shifted(nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base, self.weight = base, base.weight
+
+        def forward(self, x):
+            return self.base(x) + 1.0
+
+    shifted = fused_linear(x, q, Shifted(k), v)
+    torch.testing.assert_close(shifted[..., 8:12], k(x) + 1.0)
+    torch.testing.assert_close(shifted[..., :8], q(x))
+
+
+def test_gradients_reach_each_projection_of_the_fused_matmul(tiny):
+    tiny.train()
+    idx = torch.randint(0, tiny.config.vocab_size, (2, 8))
+    tiny(idx).logits.sum().backward()
+    block = tiny.blocks[0]
+    for proj in (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj, block.mlp.gate_proj, block.mlp.up_proj):
+        assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
