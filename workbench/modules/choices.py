@@ -1,4 +1,4 @@
-"""The strategy and precision names a training setting chooses among; imports nothing heavy.
+"""The strategy, precision and optimizer names a training setting chooses among; imports nothing heavy.
 
 strategies.py keys its behaviour table on STRATEGIES (and checks that it does); the settings
 dataclasses, and so `workbench run`'s spec check, read the names without loading Lightning.
@@ -7,6 +7,7 @@ dataclasses, and so `workbench run`'s spec check, read the names without loading
 STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
 PRECISIONS = ("32-true", "bf16-mixed")
 PRETRAIN_PRECISIONS = (*PRECISIONS, "auto")  # auto: measured per model and batch shape (modules/precision.py)
+OPTIMIZERS = ("adamw", "muon")  # muon: Muon on the hidden matrices, AdamW on the rest (modules/optim.py)
 MINILM, SCRATCH = "minilm", "scratch:"  # a base that is a name (base_model.py loads it), the fresh-weights prefix
 NAMED_BASES = (MINILM,)
 HUB_PREFIX = "hf:"  # hf:<repo-id>[@revision]: a Hugging Face hub model, from the local cache or the hub

@@ -17,7 +17,7 @@ from torch import nn
 from workbench.config import ConfigError
 from workbench.heads import CLASSIFICATION_KINDS, head_for_task
 from workbench.modules.metrics import TaskMetrics, scalars
-from workbench.modules.optim import OptimConfig
+from workbench.modules.optim import OptimConfig, build_optimizer
 from workbench.modules.strategies import Strategy, WarmupCosineSchedule, optimizer_groups, unique_parameters
 from workbench.modules.training import ClipsGlobalNorm
 
@@ -152,9 +152,9 @@ class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
         groups = self.optimizer_groups()
         if not groups:
             raise ConfigError(f"strategy {self.strategy.name!r} leaves nothing to train")
-        optimizer = torch.optim.AdamW(
-            groups, lr=self.optim.learning_rate, betas=(self.optim.beta1, self.optim.beta2), fused=True
-        )
+        # Fused AdamW over the strategy's groups; muon is refused here (it needs its own split of the parameters,
+        # and gradual unfreezing adds groups later).
+        optimizer = build_optimizer(self, self.optim, groups)
         schedule = WarmupCosineSchedule(optimizer, self.optim)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.models import Decoder, DecoderConfig
-from workbench.modules.optim import OptimConfig, adamw, warmup_cosine
+from workbench.modules.optim import OptimConfig, build_optimizer, warmup_cosine
 from workbench.modules.training import ClipsGlobalNorm
 
 
@@ -110,6 +110,6 @@ class PretrainModule(ClipsGlobalNorm, L.LightningModule):
             self.log("val_bpb", val_loss / (math.log(2) * self.bytes_per_token))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = adamw(self.model, self.optim)
+        optimizer = build_optimizer(self.model, self.optim)  # AdamW, or Muon + AdamW as one optimizer
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, config=self.optim))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

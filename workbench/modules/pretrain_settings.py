@@ -13,7 +13,7 @@ from workbench.data.choices import CORPORA, PII_MODES, TOKENIZERS
 from workbench.data.tokenizers import check_tokenizer_options
 from workbench.errors import RequestError
 from workbench.models.config import PRESETS, DecoderConfig
-from workbench.modules.choices import HUB_PREFIX, PRETRAIN_PRECISIONS
+from workbench.modules.choices import HUB_PREFIX, OPTIMIZERS, PRETRAIN_PRECISIONS
 from workbench.modules.optim import OptimConfig
 from workbench.settings import Settings, setting
 
@@ -51,10 +51,15 @@ class PretrainSettings(Settings):
     accumulate_grad_batches: int = setting(1, "batches per optimizer step: a larger batch in the same memory",
                                            minimum=1)
     max_steps: int = setting(150, "optimizer steps", minimum=1)
+    optimizer: str = setting("adamw", "adamw | muon: Muon (orthogonalized momentum) on the attention and MLP "
+                             "matrices, AdamW on embeddings, head and gains, both at learning_rate (Muon's "
+                             "updates scaled to AdamW's RMS); muon's best rate is higher: sweep it",
+                             choices=OPTIMIZERS)
     learning_rate: float = setting(3e-3, "peak learning rate", above=0)
     min_lr_ratio: float = setting(0.1, "the cosine schedule ends at learning_rate * min_lr_ratio", minimum=0, maximum=1)
     warmup_steps: int = setting(15, "linear warmup steps", minimum=0)
-    weight_decay: float = setting(0.1, "AdamW decay, on matrices and embeddings only", minimum=0)
+    weight_decay: float = setting(0.1, "decoupled decay (AdamW's, and Muon's with optimizer=muon), on matrices "
+                                  "and embeddings only", minimum=0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
     precision: str = setting("32-true", "32-true | bf16-mixed | auto (bf16-mixed where a measured step at this "
                              "model and batch shape is 1.2x faster, else fp32)", choices=PRETRAIN_PRECISIONS)
@@ -87,7 +92,8 @@ class PretrainSettings(Settings):
             yield f"vocab_size={self.vocab_size} cannot apply with init_from: the saved model brings its tokenizer"
         if self.preset in PRESETS and self.block_size >= 1 and 0 <= self.dropout < 1:
             yield from _raised(lambda: self.model_config(vocab_size=256))
-        if self.learning_rate > 0 and self.max_steps >= 1 and self.warmup_steps >= 0 and 0 <= self.min_lr_ratio <= 1:
+        if (self.learning_rate > 0 and self.max_steps >= 1 and self.warmup_steps >= 0 and 0 <= self.min_lr_ratio <= 1
+                and self.optimizer in OPTIMIZERS):
             yield from _raised(self.optim_config)
 
     def required_paths(self) -> dict[str, list[str]]:
@@ -109,6 +115,7 @@ class PretrainSettings(Settings):
             warmup_steps=min(self.warmup_steps, self.max_steps),
             max_steps=self.max_steps,
             weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
         )
 
     def identity(self) -> dict[str, Any]:
