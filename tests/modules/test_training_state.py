@@ -168,3 +168,20 @@ def test_accumulated_batches_match_the_larger_batch_and_resume_exactly(settings,
     assert resumable_state(tmp_path / "state", accumulated_settings.identity())[1] == 10
     resumed = pretrain(accumulated_settings, state_dir=tmp_path / "state", printer=None)
     assert resumed.metrics == accumulated.metrics
+
+
+def test_a_setting_added_after_the_state_was_saved_is_no_change_at_its_default(settings, tmp_path):
+    import json
+
+    from workbench.settings import defaults
+
+    older = {k: v for k, v in settings.identity().items() if k != "optimizer"}  # saved before `optimizer` existed
+    (tmp_path / LAST_STATE).parent.mkdir(parents=True, exist_ok=True)
+    state = {"callbacks": {TrainingState.__qualname__: {"identity": json.dumps(older, default=str)}}, "global_step": 3}
+    torch.save(state, tmp_path / LAST_STATE)
+    assert resumable_state(tmp_path, settings.identity(), defaults(PretrainSettings)) == (tmp_path / LAST_STATE, 3)
+    muon = settings.__class__(**{**settings.__dict__, "optimizer": "muon"})
+    with pytest.raises(CheckpointError, match=r"optimizer: saved 'adamw', now 'muon'"):
+        resumable_state(tmp_path, muon.identity(), defaults(PretrainSettings))
+    with pytest.raises(CheckpointError, match=r"optimizer: saved None, now 'adamw'"):  # without defaults: refused
+        resumable_state(tmp_path, settings.identity())

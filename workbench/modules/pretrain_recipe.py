@@ -28,6 +28,7 @@ from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
 from workbench.modules.training import make_trainer, quiet_lightning
 from workbench.modules.training_state import TrainingState, resumable_state
+from workbench.settings import defaults
 
 
 @dataclass
@@ -121,7 +122,7 @@ def pretrain(
     """
     if isinstance(settings, dict):
         settings = PretrainSettings.from_dict(settings)
-    resume = resumable_state(state_dir, settings.identity()) if state_dir else None  # bad state: fail now
+    resume = resumable_state(state_dir, settings.identity(), defaults(PretrainSettings)) if state_dir else None
     started = time.perf_counter()
     quiet_lightning()
     init = _initial(settings)  # before any data is read: a wrong source fails here

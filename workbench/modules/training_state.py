@@ -73,11 +73,14 @@ class TrainingState(L.Callback):
         torch.set_rng_state(state_dict["torch_rng"])  # dropout continues the uninterrupted stream
 
 
-def resumable_state(folder: str | os.PathLike, identity: dict[str, Any]) -> tuple[Path, int] | None:
+def resumable_state(folder: str | os.PathLike, identity: dict[str, Any],
+                    defaults: dict[str, Any] | None = None) -> tuple[Path, int] | None:
     """The state to resume from in `folder` and its step, or None when there is none.
 
     Reads it fully before any training starts, so a truncated or corrupt file,
     or a state saved under other settings, fails at once with the file named.
+    `defaults`: a setting added after the state was saved is absent from it; the code
+    that saved it behaved as that setting's default, so at its default it is no change.
     """
     path = Path(folder) / LAST_STATE
     if not path.exists():
@@ -92,6 +95,8 @@ def resumable_state(folder: str | os.PathLike, identity: dict[str, Any]) -> tupl
         ) from None
     saved = _saved_identity(state, path)
     current = json.loads(json.dumps(identity, sort_keys=True, default=str))
+    known = json.loads(json.dumps(defaults or {}, sort_keys=True, default=str))
+    saved = {**{k: v for k, v in known.items() if k in current and k not in saved}, **saved}
     if saved != current:
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         details = ", ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
