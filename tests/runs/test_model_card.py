@@ -69,7 +69,10 @@ def test_card_of_a_real_pretraining_run_states_its_records(real_run: Path):
 
     assert row(card, "tokens seen") == f"{compute['train_tokens']:,}" == "15,360"
     assert row(card, "optimizer steps") == "30" and row(card, "device") == compute["device"]
-    assert row(card, "precision") == "32-true" and row(card, "torch threads") == str(compute["torch_threads"])
+    # precision auto (the default): the card names what was chosen and the measured reason
+    assert row(card, "precision") == f"{compute['precision']} (auto: {compute['precision_choice']['reason']})"
+    assert compute["precision"] in ("32-true", "bf16-mixed") and compute["precision_choice"]["requested"] == "auto"
+    assert row(card, "torch threads") == str(compute["torch_threads"])
     assert row(card, "python") == env["python"]["version"] and row(card, "lightning") == env["packages"]["lightning"]
     assert row(card, "seed") == "0"
 
