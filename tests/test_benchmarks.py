@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plotly.io
 import pytest
 import torch
 
@@ -42,7 +43,8 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
         cwd=PROJECT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(next(out.glob("*.json")).read_text())
+    (results_file,) = (p for p in out.glob("*.json") if not p.name.endswith(".plotly.json"))
+    results = json.loads(results_file.read_text())
     assert results["smoke"] is True
     assert results["peak_fp32"]["gflops"] > 0
     for run in (*results["bare"], *results["lightning"], results["recipe"], results["best"], results["nanogpt"]):
@@ -64,7 +66,13 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     assert expected_gpu in results["gpu"]
     table = done.stdout
     assert "| part" in table and "Lightning overhead" in table and "time to val loss <= 1.88" in table
-    assert (out / next(out.glob("*.json")).with_suffix(".md").name).exists()
+    assert results_file.with_suffix(".md").exists()
+    assert "within nanoGPT's whole-run wall time" in table and "target <= 1.6" in table
+    (curves,) = out.glob("*-curves.plotly.json")  # the three curves as one figure JupyterLab opens
+    figure = plotly.io.read_json(curves)
+    names = [trace.name for trace in figure.data]
+    assert names == ["nanoGPT reference", "workbench, nanoGPT's recipe", "workbench, best recipe"]
+    assert list(figure.data[2].customdata) == [3, 6] and figure.data[2].y[-1] == results["best"]["curve"][-1][2]
 
 
 def test_gpu_part_says_it_skipped_without_a_gpu(monkeypatch):
