@@ -7,6 +7,7 @@ import re
 import lightning as L
 import pytest
 import torch
+from crash_resume import crash_then_resume
 from torch import nn
 
 from workbench.config import ConfigError
@@ -15,7 +16,6 @@ from workbench.modules import PretrainModule, PretrainSettings, pretrain
 from workbench.modules import muon as muon_module
 from workbench.modules.muon import Muon, MuonWithAdamW
 from workbench.modules.optim import OptimConfig, build_optimizer, hidden_matrices
-from workbench.modules.training_state import resumable_state
 
 MUON = OptimConfig(optimizer="muon", learning_rate=3e-3, warmup_steps=2, max_steps=20)
 PROJECTIONS = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
@@ -253,15 +253,7 @@ def test_a_muon_pretraining_run_learns_and_resumes_exactly(settings, tmp_path):
     assert straight.metrics["steps"] == 20
     assert straight.metrics["val_loss"] < math.log(straight.tokenizer.vocab_size) / 2  # a repetitive text is easy
 
-    class Crash(L.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            if trainer.global_step == 12:
-                raise RuntimeError("crash between two saved states")
-
-    with pytest.raises(RuntimeError, match="crash"):
-        pretrain(settings, state_dir=tmp_path / "state", callbacks=[Crash()], printer=None)
-    assert resumable_state(tmp_path / "state", settings.identity())[1] == 10
-    resumed = pretrain(settings, state_dir=tmp_path / "state", printer=None)
+    resumed = crash_then_resume(settings, tmp_path / "state")
     assert resumed.metrics == straight.metrics  # to the last digit
     for name, weight in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], weight), name
