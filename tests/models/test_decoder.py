@@ -169,9 +169,11 @@ def test_fused_projections_equal_the_separate_ones_and_a_wrapped_projection_is_c
 
     torch.manual_seed(0)
     q, k, v = nn.Linear(8, 8, bias=False), nn.Linear(8, 4, bias=False), nn.Linear(8, 4, bias=False)
-    x = torch.randn(2, 3, 8)
+    x = torch.randn(4, 8, 8)  # 32 rows: the fused path
     separate = torch.cat([q(x), k(x), v(x)], dim=-1)
     torch.testing.assert_close(fused_linear(x, q, k, v), separate)
+    one_token = x[:, :1]  # KV-cache decoding: each projection on its own, no weight copy
+    torch.testing.assert_close(fused_linear(one_token, q, k, v), separate[:, :1])
     # A LoRA-style wrapper adds to its base's output: the fused path must not skip it.
     class Shifted(nn.Module):
         def __init__(self, base):

@@ -98,6 +98,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor) -
     return (x * cos + swapped * folded_sin).type_as(x)
 
 
+FUSE_MIN_ROWS = 32  # tokens in a batch from which fused_linear concatenates the weights
+
+
 def fused_linear(x: torch.Tensor, *projections: nn.Module) -> torch.Tensor:
     """The outputs of several bias-free projections of x side by side, from one matmul when they are plain Linears.
 
@@ -105,8 +108,11 @@ def fused_linear(x: torch.Tensor, *projections: nn.Module) -> torch.Tensor:
     q, k and v (and gate and up) as one matmul over their concatenated weights cut a block's seven
     to four. The weights stay separate parameters (q_proj, k_proj, ...), so checkpoints, the Hugging
     Face mapping and LoRA see the same names; a projection LoRA has wrapped is called as itself.
+    The concatenation copies the weights on every call, so it is done only when x holds at least
+    FUSE_MIN_ROWS rows: then the copy is a small share of the matmul, where in one-token decoding
+    with the KV cache it would move as many bytes as the matmul itself.
     """
-    if all(type(p) is nn.Linear for p in projections):
+    if x[..., 0].numel() >= FUSE_MIN_ROWS and all(type(p) is nn.Linear for p in projections):
         return F.linear(x, torch.cat([p.weight for p in projections]))
     return torch.cat([p(x) for p in projections], dim=-1)
 
