@@ -16,11 +16,8 @@ Chosen over Keller Jordan's "original" scaling, sqrt(max(1, rows/cols)) at its o
 (~0.02-0.05), because one rate keeps a run's description and sweeps one-dimensional: the
 `learning_rate` a spec or compare.ipynb already sweeps, and `optimizer` switches with nothing
 else to set. It makes the rates comparable, not equally good: on the nanoGPT Shakespeare-char
-recipe (benchmarks/training.py's RECIPE cut to 300 steps, one seed) Muon at AdamW's 1e-3 was
-worse (val loss 2.30 vs 2.08), even with AdamW at 3e-3 (2.02 vs 2.03) and best of the three
-rates tried at 1e-2 (1.95). At these widths (128 and 344) 1e-2 here is 0.023-0.037 in
-"original" terms, Keller's range; so sweep `learning_rate` when switching, expecting Muon's
-optimum a few times AdamW's.
+recipe Muon's best rate was 1e-2 against AdamW's 1e-3 (benchmarks/training.py, BEST_RECIPE), so
+sweep `learning_rate` when switching.
 """
 
 from __future__ import annotations
