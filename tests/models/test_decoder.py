@@ -195,3 +195,20 @@ def test_gradients_reach_each_projection_of_the_fused_matmul(tiny):
     block = tiny.blocks[0]
     for proj in (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj, block.mlp.gate_proj, block.mlp.up_proj):
         assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("head_dim, attends_in", [(32, torch.float32), (64, torch.bfloat16)])
+def test_narrow_heads_attend_in_fp32_under_cpu_bf16_autocast(monkeypatch, head_dim, attends_in):
+    """The CPU's bf16 flash kernel is the slower one for heads under 64 wide: those attend in fp32 and hand bf16 on."""
+    from workbench.models import decoder
+
+    seen = []
+    kernel = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(decoder.F, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: seen.append(q.dtype) or kernel(q, k, v, **kw))
+    q, k, v = (torch.randn(2, 2, 8, head_dim).bfloat16() for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = decoder.attention(q, k, v, is_causal=True)
+    assert seen == [attends_in] and out.dtype == torch.bfloat16
+    expected = kernel(q.float(), k.float(), v.float(), is_causal=True)
+    assert torch.allclose(out.float(), expected, atol=2e-2)
