@@ -143,14 +143,19 @@ def main(argv=None) -> dict:
 
     if set(parts) & set("bc"):
         n = size["overhead_steps"]
-        bare, lit = [], []
+        bare, lit, fp32_runs = [], [], []
         rounds = 1 if args.smoke else 3  # alternated, so a noisy neighbour hits both sides alike
         for round_ in range(rounds):
             say(f"b/c: bare loop and Lightning, {n} steps each, round {round_ + 1} of {rounds}")
             bare.append(call("run_bare", corpus_path=corpus, max_steps=n, peak_gflops=fp32, warmup=min(5, n // 4)))
             lit.append(call("run_lightning", corpus_path=corpus, max_steps=n, eval_every=n, peak_gflops=fp32,
                             warmup=min(5, n // 4)))
+            if lit[0]["precision"] != "32-true":  # auto took bf16: what it bought, measured in the same rounds
+                fp32_runs.append(call("run_lightning", corpus_path=corpus, max_steps=n, eval_every=n,
+                                      peak_gflops=fp32, warmup=min(5, n // 4), precision="32-true"))
         results["bare"], results["lightning"] = bare, lit
+        if fp32_runs:
+            results["lightning_fp32"] = fp32_runs
 
     if "d" in parts:
         n, every = size["recipe_steps"], size["eval_every"]

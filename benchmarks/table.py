@@ -35,8 +35,10 @@ def _training_rows(r: dict, rows: _Rows) -> None:
     rows.add("b", "median step, Lightning (768 tokens)", f"{lit_ms:.1f} ms",
              _ratio(NANOGPT_ISSUE["ms_per_step"], lit_ms) + " faster than nanoGPT's 112 ms (issue, other day)")
     rows.add("b", "tokens/s, Lightning", f"{768 / lit_ms * 1000:,.0f}", "")
-    mfu = lit["flops_per_token"] * 768 / (lit_ms / 1000) / 1e9 / r["peak_fp32"]["gflops"]
-    rows.add("b", "MFU vs measured fp32 peak", f"{mfu:.1%}", "target > 52%")
+    peak_name = "bf16" if lit["precision"].startswith("bf16") and "peak_bf16" in r else "fp32"
+    mfu = lit["flops_per_token"] * 768 / (lit_ms / 1000) / 1e9 / r[f"peak_{peak_name}"]["gflops"]
+    rows.add("b", f"MFU vs measured {peak_name} peak", f"{mfu:.1%}", "target > 52%")
+    _precision_rows(r, lit_ms, rows)
     rows.add("b", "peak resident memory", f"{max(x['peak_rss_mb'] for x in r['lightning'])} MB",
              "nanoGPT (issue): 375 MB")
     rows.add("c", "median step, bare loop", f"{bare_ms:.1f} ms", "")
@@ -47,17 +49,34 @@ def _training_rows(r: dict, rows: _Rows) -> None:
     rows.add("e", "data wait, share of step (bare loop)", f"{_median(r['bare'], 'data_wait_fraction'):.2%}", "")
 
 
+def _precision_rows(r: dict, lit_ms: float, rows: _Rows) -> None:
+    """Precision auto's choice at the recipe and, when it took bf16, the gain over fp32 in the same rounds."""
+    lit = r["lightning"][0]
+    choice = lit.get("precision_choice")
+    rows.add("b", "precision auto's choice at the recipe", lit["precision"], choice["reason"] if choice else "")
+    if "lightning_fp32" in r:
+        fp32_ms = _median(r["lightning_fp32"], "ms_per_step")
+        rounds = ", ".join(f"{a['ms_per_step'] / b['ms_per_step']:.2f}x"
+                           for a, b in zip(r["lightning_fp32"], r["lightning"], strict=True))
+        rows.add("b", "median step, Lightning at 32-true", f"{fp32_ms:.1f} ms",
+                 f"{lit['precision']} measured {fp32_ms / lit_ms:.2f}x faster (rounds {rounds})")
+
+
 def _quality_rows(r: dict, rows: _Rows) -> None:
     """Part d: time to quality, the workbench and the nanoGPT reference side by side."""
     ref, rec, best = r["nanogpt"], r["recipe"], r["best"]
     rows.add("d", "nanoGPT reference here: median step",
              f"{ref['ms_per_step']} ms ({ref['parameters'] / 1e6:.2f}M params)", "")
-    rows.add("d", "workbench at the recipe: median step", f"{rec['ms_per_step']} ms",
+    rows.add("d", "workbench at the recipe: median step", f"{rec['ms_per_step']} ms ({rec.get('precision', '32-true')})",
              _ratio(ref["ms_per_step"], rec["ms_per_step"]) + " nanoGPT's speed (same run; target >= 1.2x)")
     rows.add("d", "peak resident memory, workbench / nanoGPT reference",
              f"{rec['peak_rss_mb']} / {ref['peak_rss_mb']} MB",
              _ratio(rec["peak_rss_mb"], ref["peak_rss_mb"]) + " (target <= 1.2x)")
-    rows.add("d", "MFU, workbench / nanoGPT reference", f"{rec.get('mfu', 0):.1%} / {ref.get('mfu', 0):.1%}", "")
+    rec_mfu = rec.get("mfu", 0)  # taken against the fp32 peak; a bf16 run is held to the bf16 one
+    if rec.get("precision", "").startswith("bf16") and "peak_bf16" in r:
+        rec_mfu *= r["peak_fp32"]["gflops"] / r["peak_bf16"]["gflops"]
+    rows.add("d", "MFU, workbench / nanoGPT reference", f"{rec_mfu:.1%} / {ref.get('mfu', 0):.1%}",
+             "each against the measured peak of its precision")
     for name, run in (("nanoGPT reference", ref), ("workbench, recipe", rec), ("workbench, best recipe", best)):
         at = " / ".join(str(run["val_at"].get(str(s), run["val_at"].get(s, "-"))) for s in (500, 1000, 1500, 2000))
         reached = (f"{run['reached_s']} s (step {run['reached_step']})" if run["reached_s"]

@@ -28,8 +28,8 @@ from benchmarks.quality import QualityClock
 RECIPE: dict[str, Any] = dict(
     corpus="text", validation_fraction=0.1, tokenizer="char", preset="nano", block_size=64,
     model_overrides={"mlp_hidden": 344}, dropout=0.0, batch_size=12, max_steps=2000, learning_rate=1e-3,
-    min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, grad_clip=1.0, precision="32-true",
-)
+    min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, grad_clip=1.0,
+)  # precision: the workbench's default, auto
 
 
 def peak_rss_mb() -> float:
@@ -101,6 +101,8 @@ def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | Non
         **clock.summary(),
         "call_s": round(total, 2),
         "peak_rss_mb": peak_rss_mb(),
+        "precision": outcome.compute["precision"],
+        **({"precision_choice": outcome.compute["precision_choice"]} if "precision_choice" in outcome.compute else {}),
         "settings": {k: v for k, v in overrides.items()},
     }
 
@@ -108,7 +110,7 @@ def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | Non
 def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int = 5, **overrides) -> dict:
     """The same module, optimiser, schedule, clipping and batches, stepped by hand."""
     from workbench.modules.pretrain import PretrainModule, lm_loss
-    from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule
+    from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule, precision_choice
 
     settings = PretrainSettings.from_dict(settings_for(corpus_path, **overrides))
     L.seed_everything(settings.seed, verbose=False)
@@ -116,6 +118,8 @@ def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int 
     dm.setup("fit")
     module = PretrainModule(settings.model_config(dm.tokenizer.vocab_size), settings.optim_config())
     model = module.model
+    choice = precision_choice(settings, module, dm)  # what pretrain() would train in, measured the same way
+    precision = choice.precision if choice else settings.precision
     config = module.configure_optimizers()
     optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
     loader = iter(dm.train_dataloader())
@@ -124,7 +128,8 @@ def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int 
     for _ in range(settings.max_steps):
         x, y = next(loader)
         fetched = time.perf_counter()
-        loss = lm_loss(model(x).logits, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed", cache_enabled=False):
+            loss = lm_loss(model(x).logits, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
@@ -139,6 +144,7 @@ def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int 
     return {
         "kind": "workbench (bare loop)",
         "parameters": model.num_parameters(),
+        "precision": precision,
         **step_figures(step_seconds[warmup:], tokens_per_step, fpt, peak_gflops),
         "data_wait_fraction": round(sum(data_seconds[warmup:]) / sum(step_seconds[warmup:]), 5),
         "data_ms_per_step": round(1000 * statistics.median(data_seconds[warmup:]), 4),

@@ -91,7 +91,7 @@ def _initial(settings: PretrainSettings) -> InitialModel | None:
     return init
 
 
-def _precision(settings: PretrainSettings, module: PretrainModule,
+def precision_choice(settings: PretrainSettings, module: PretrainModule,
                datamodule: PretrainDataModule) -> PrecisionChoice | None:
     """With precision "auto", the measured choice for this model and batch shape; None otherwise.
 
@@ -155,7 +155,7 @@ def pretrain(
         callbacks = [TrainingState(state_dir, every, settings.identity()), *callbacks]
     if resume and printer:
         printer(f"resuming from step {resume[1]} ({resume[0]})")
-    choice = _precision(settings, module, datamodule)
+    choice = precision_choice(settings, module, datamodule)
     if choice and printer:
         printer(f"precision auto: {choice.precision} ({choice.reason})")
     precision = choice.precision if choice else settings.precision
