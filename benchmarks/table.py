@@ -67,7 +67,8 @@ def _quality_rows(r: dict, rows: _Rows) -> None:
     ref, rec, best = r["nanogpt"], r["recipe"], r["best"]
     rows.add("d", "nanoGPT reference here: median step",
              f"{ref['ms_per_step']} ms ({ref['parameters'] / 1e6:.2f}M params)", "")
-    rows.add("d", "workbench at the recipe: median step", f"{rec['ms_per_step']} ms ({rec.get('precision', '32-true')})",
+    rows.add("d", "workbench at the recipe: median step",
+             f"{rec['ms_per_step']} ms ({rec.get('precision', '32-true')})",
              _ratio(ref["ms_per_step"], rec["ms_per_step"]) + " nanoGPT's speed (same run; target >= 1.2x)")
     rows.add("d", "peak resident memory, workbench / nanoGPT reference",
              f"{rec['peak_rss_mb']} / {ref['peak_rss_mb']} MB",

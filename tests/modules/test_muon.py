@@ -16,6 +16,7 @@ from workbench.modules import PretrainModule, PretrainSettings, pretrain
 from workbench.modules import muon as muon_module
 from workbench.modules.muon import Muon, MuonWithAdamW
 from workbench.modules.optim import OptimConfig, build_optimizer, hidden_matrices
+from workbench.modules.precision import cpu_has_native_bf16
 
 MUON = OptimConfig(optimizer="muon", learning_rate=3e-3, warmup_steps=2, max_steps=20)
 PROJECTIONS = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
@@ -194,7 +195,8 @@ def test_the_whole_optimizer_pickles_and_keeps_stepping_the_same():
 
 def test_muon_is_torchs_step_for_step_with_the_iteration_in_bf16(monkeypatch):
     torch.manual_seed(0)
-    weights = [torch.randn(48, 16), torch.randn(16, 40)]
+    # Two of one shape once oriented (48 x 16 iterates as 16 x 48): those are orthogonalized as one batch.
+    weights = [torch.randn(48, 16), torch.randn(16, 40), torch.randn(16, 48)]
     mine = [nn.Parameter(w.clone()) for w in weights]
     torchs = [nn.Parameter(w.clone()) for w in weights]
     options = dict(lr=0.02, weight_decay=0.1, momentum=0.9, adjust_lr_fn="match_rms_adamw")
@@ -207,9 +209,10 @@ def test_muon_is_torchs_step_for_step_with_the_iteration_in_bf16(monkeypatch):
                 p.grad = g.clone()
             optimizer.step()
         assert all(torch.equal(a, b) for a, b in zip(mine, torchs, strict=True))
-    # On a CPU the iteration runs in fp32: the same update, without bf16's rounding.
+    # On a CPU without native bf16 the iteration runs in fp32: the same update, without bf16's rounding.
     monkeypatch.undo()
-    assert muon_module.iteration_dtype(torch.device("cpu")) is torch.float32
+    native = cpu_has_native_bf16()
+    assert muon_module.iteration_dtype(torch.device("cpu")) is (torch.bfloat16 if native else torch.float32)
     assert muon_module.iteration_dtype(torch.device("cuda")) is torch.bfloat16
     grad = torch.randn(48, 16)
     fp32 = muon_module.orthogonalize(grad, (3.4445, -4.7750, 2.0315), 5, 1e-7, torch.float32)

@@ -177,3 +177,19 @@ def test_a_setting_added_after_the_state_was_saved_is_no_change_at_its_default(s
         resumable_state(tmp_path, muon.identity(), defaults(PretrainSettings))
     with pytest.raises(CheckpointError, match=r"optimizer: saved None, now 'adamw'"):  # without defaults: refused
         resumable_state(tmp_path, settings.identity())
+
+
+def test_a_resumed_run_keeps_precision_autos_first_choice_however_a_new_measurement_falls(
+        settings, tmp_path, monkeypatch):
+    """auto times both precisions; near its threshold a second measurement can fall the other way, and a run
+    resumed in another precision would end elsewhere than the uninterrupted one."""
+    from workbench.modules import pretrain_recipe
+    from workbench.modules.precision import PrecisionChoice
+
+    measured = iter([PrecisionChoice("bf16-mixed", "first measurement"), PrecisionChoice("32-true", "second")])
+    monkeypatch.setattr(pretrain_recipe, "choose_precision", lambda *args: next(measured))
+    auto = settings.__class__(**{**settings.__dict__, "precision": "auto", "max_steps": 20})
+    resumed = crash_then_resume(auto, tmp_path / "state")
+    assert resumed.compute["precision"] == "bf16-mixed"
+    assert resumed.compute["precision_choice"]["reason"] == "first measurement"
+    assert next(measured, None).precision == "32-true"  # the resume never measured

@@ -15,6 +15,7 @@ The choice and its reason go into compute.json and the model card.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +36,10 @@ class PrecisionChoice:
 
     def record(self) -> dict:
         return {"requested": "auto", **asdict(self)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "PrecisionChoice":
+        return cls(**{k: v for k, v in record.items() if k != "requested"})
 
 
 def choose_precision(loss_of_batch: Callable[[], torch.Tensor], parameters: list[torch.nn.Parameter],
@@ -65,6 +70,19 @@ def choose_precision(loss_of_batch: Callable[[], torch.Tensor], parameters: list
                                f"at this model and batch shape", round(fp32, 2), round(bf16, 2))
     return PrecisionChoice("32-true", f"bf16 autocast measured {ratio:.2f}x the speed of fp32 on this CPU at this "
                            f"model and batch shape (needs {GAIN_NEEDED}x)", round(fp32, 2), round(bf16, 2))
+
+
+NATIVE_BF16_SPEED = 1.0  # a bf16 matmul at least this many times fp32's speed: native kernels
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU's bf16 matmuls run on native kernels, measured once a process.
+
+    The two kinds are far apart: ~2-4x fp32's speed on Zen 5 (AVX512_BF16) at the probe's size,
+    ~0.02x on an AMD EPYC without it, so the threshold between them cannot flip on noise.
+    """
+    return bf16_matmul_speed() >= NATIVE_BF16_SPEED
 
 
 def bf16_matmul_speed(size: int = 256, repeats: int = 5) -> float:

@@ -27,7 +27,7 @@ from workbench.modules.pretrain import PretrainModule, lm_loss
 from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
 from workbench.modules.training import make_trainer, quiet_lightning
-from workbench.modules.training_state import TrainingState, resumable_state
+from workbench.modules.training_state import TrainingState, resumable_state, saved_precision_choice
 from workbench.settings import defaults
 
 
@@ -150,14 +150,19 @@ def pretrain(
         )
     tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate_grad_batches
     recorder = TrainingRecorder(tokens_per_step, every_n_steps=sample_every(settings), printer=printer)
+    saved_choice = saved_precision_choice(resume[0]) if resume and settings.precision == "auto" else None
+    # A resumed run keeps the first attempt's choice: a new measurement could flip it and end elsewhere.
+    choice = PrecisionChoice.from_record(saved_choice) if saved_choice else precision_choice(settings, module,
+                                                                                              datamodule)
     if state_dir:
         every = settings.checkpoint_every or settings.max_steps
-        callbacks = [TrainingState(state_dir, every, settings.identity()), *callbacks]
+        callbacks = [TrainingState(state_dir, every, settings.identity(), choice.record() if choice else None),
+                     *callbacks]
     if resume and printer:
         printer(f"resuming from step {resume[1]} ({resume[0]})")
-    choice = precision_choice(settings, module, datamodule)
     if choice and printer:
-        printer(f"precision auto: {choice.precision} ({choice.reason})")
+        kept = " (kept from the run's first attempt)" if saved_choice else ""
+        printer(f"precision auto: {choice.precision}{kept} ({choice.reason})")
     precision = choice.precision if choice else settings.precision
     trainer = _trainer(settings, [recorder, *callbacks], precision)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume[0] if resume else None, weights_only=True)

@@ -35,12 +35,15 @@ class TrainingState(L.Callback):
     result would match neither run.
     """
 
-    def __init__(self, folder: str | os.PathLike, every_n_steps: int, identity: dict[str, Any]) -> None:
+    def __init__(self, folder: str | os.PathLike, every_n_steps: int, identity: dict[str, Any],
+                 precision_choice: dict[str, Any] | None = None) -> None:
         if every_n_steps < 1:
             raise RequestError(f"every_n_steps must be at least 1, got {every_n_steps}")
         self.folder = Path(folder)
         self.every_n_steps = every_n_steps
         self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))
+        # precision auto's measured choice: a resumed run trains on in it rather than measuring again
+        self.precision_choice = precision_choice
         self.saves = 0
         self._last_step = 0
 
@@ -67,7 +70,10 @@ class TrainingState(L.Callback):
         return self.path
 
     def state_dict(self) -> dict[str, Any]:
-        return {"identity": json.dumps(self.identity, sort_keys=True), "torch_rng": torch.get_rng_state()}
+        state = {"identity": json.dumps(self.identity, sort_keys=True), "torch_rng": torch.get_rng_state()}
+        if self.precision_choice:
+            state["precision_choice"] = json.dumps(self.precision_choice, sort_keys=True)
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch_rng"])  # dropout continues the uninterrupted stream
@@ -107,8 +113,19 @@ def resumable_state(folder: str | os.PathLike, identity: dict[str, Any],
     return path, int(state.get("global_step", 0))
 
 
+def saved_precision_choice(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The precision auto chose when the state at `path` began training (None: it was not auto)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = _entry(state, Path(path)).get("precision_choice")
+    return json.loads(saved) if saved else None
+
+
 def _saved_identity(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    return json.loads(_entry(state, path)["identity"])
+
+
+def _entry(state: dict[str, Any], path: Path) -> dict[str, Any]:
     for key, value in state.get("callbacks", {}).items():
         if key.split("{")[0] == TrainingState.__qualname__ and "identity" in value:
-            return json.loads(value["identity"])
+            return value
     raise CheckpointError(f"{path}: not a workbench training state (no {TrainingState.__qualname__} entry)")
