@@ -58,7 +58,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m workbench.runs.quick_notebooks notebooks/quick.yaml build/nbval
-	WORKBENCH_RUNS_DIR=$(CURDIR)/build/test-runs $(BIN)/pytest tests build/nbval --nbval-lax --nbval-kernel-name workbench
+	WORKBENCH_RUNS_DIR=$(CURDIR)/build/test-runs WORKBENCH_CACHE_DIR=$(CURDIR)/build/test-cache $(BIN)/pytest tests build/nbval --nbval-lax --nbval-kernel-name workbench
 
 test-unit: install
 	$(BIN)/pytest tests -m "not slow"

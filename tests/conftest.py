@@ -3,8 +3,15 @@ import ...` would pick whichever of the tree's conftest.py files was imported fi
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from hf_models import build_causal_lm
+
+# precision auto's remembered measurements (modules/precision_memory.py) go to a folder of this session's,
+# not the user's cache: a test never reuses a choice measured outside it, and leaves nothing behind.
+os.environ.setdefault("WORKBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="workbench-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,15 @@ def test_the_measurement_leaves_the_random_stream_where_it_was(monkeypatch):
     assert torch.equal(after, torch.rand(3))
 
 
+def test_the_matmul_probe_draws_nothing_from_the_global_stream():
+    """It runs in the first Muon step and in auto's first measurement only: a draw would shift the rest of a run."""
+    torch.manual_seed(3)
+    precision_module.bf16_matmul_speed(size=16, repeats=1)
+    after = torch.rand(3)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(3))
+
+
 @pytest.mark.slow
 def test_an_auto_run_trains_exactly_as_the_precision_it_chose():
     auto = pretrain(dict(QUICK, precision="auto"), printer=None)
@@ -71,3 +80,38 @@ def test_an_auto_run_trains_exactly_as_the_precision_it_chose():
 def test_auto_is_a_pretraining_choice_only():
     assert PretrainSettings(precision="auto").precision == "auto"
     assert any("precision='auto' is not one of" in p for p in FinetuneSettings.problems_with({"precision": "auto"}))
+
+
+def test_a_measured_choice_is_remembered_per_machine_and_shape(monkeypatch, tmp_path):
+    """Two runs of one spec on one machine train in one precision, however a second timing would fall."""
+    from workbench.modules import precision_memory
+    from workbench.modules.precision import PrecisionChoice
+
+    monkeypatch.setenv(precision_memory.CACHE_ENV, str(tmp_path))
+    timings = iter([PrecisionChoice("bf16-mixed", "timed first", 10.0, 5.0),
+                    PrecisionChoice("32-true", "timed", 5.0, 5.0), PrecisionChoice("32-true", "timed again", 5.0, 5.0)])
+    shape = {"device": "cpu", "model": {"d_model": 64}, "batch": [4, 32]}
+    first = precision_memory.remembered_choice(shape, lambda: next(timings))
+    again = precision_memory.remembered_choice(shape, lambda: next(timings))
+    assert (first.precision, again.precision) == ("bf16-mixed", "bf16-mixed")
+    assert again.reason == "timed first" and again.measured_at == first.measured_at is not None
+    assert first.remembered_in is None and again.remembered_in == str(tmp_path / precision_memory.FILE_NAME)
+    other = precision_memory.remembered_choice({**shape, "batch": [8, 32]}, lambda: next(timings))
+    assert other.reason == "timed"  # another shape is measured for itself
+    # A damaged file is measured over; a choice that is no timing (no native bf16) is never written.
+    (tmp_path / precision_memory.FILE_NAME).write_text("{not json")
+    assert precision_memory.remembered_choice(shape, lambda: next(timings)).reason == "timed again"
+    untimed = precision_memory.remembered_choice({**shape, "batch": [2, 2]}, lambda: PrecisionChoice("32-true", "flag"))
+    assert untimed.measured_at is None and "[2, 2]" not in (tmp_path / precision_memory.FILE_NAME).read_text()
+
+
+def test_a_pretraining_run_records_where_its_choice_was_remembered(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path))  # this session's other runs of QUICK remembered one
+    first = pretrain(dict(QUICK, precision="auto"), printer=None).compute["precision_choice"]
+    second = pretrain(dict(QUICK, precision="auto"), printer=None).compute["precision_choice"]
+    if first["fp32_ms"] is None:  # no native bf16 here: nothing timed, nothing to remember
+        assert second == first
+        return
+    assert first.get("remembered_in") is None and second["remembered_in"].endswith("precision-choices.json")
+    assert {k: v for k, v in second.items() if k != "remembered_in"} == {k: v for k, v in first.items()
+                                                                         if k != "remembered_in"}

@@ -186,6 +186,7 @@ def test_a_resumed_run_keeps_precision_autos_first_choice_however_a_new_measurem
     from workbench.modules import pretrain_recipe
     from workbench.modules.precision import PrecisionChoice
 
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))  # no remembered choice to reuse
     measured = iter([PrecisionChoice("bf16-mixed", "first measurement"), PrecisionChoice("32-true", "second")])
     monkeypatch.setattr(pretrain_recipe, "choose_precision", lambda *args: next(measured))
     auto = settings.__class__(**{**settings.__dict__, "precision": "auto", "max_steps": 20})

@@ -33,6 +33,8 @@ class PrecisionChoice:
     reason: str
     fp32_ms: float | None = None  # median forward + backward, when measured
     bf16_ms: float | None = None
+    measured_at: str | None = None  # set when the measurement is remembered (precision_memory.py)
+    remembered_in: str | None = None  # set when this run reused a remembered measurement
 
     def record(self) -> dict:
         return {"requested": "auto", **asdict(self)}
@@ -86,10 +88,15 @@ def cpu_has_native_bf16() -> bool:
 
 
 def bf16_matmul_speed(size: int = 256, repeats: int = 5) -> float:
-    """bf16 matmul speed as a multiple of fp32's, on one square product (a few milliseconds)."""
+    """bf16 matmul speed as a multiple of fp32's, on one square product (a few milliseconds).
+
+    The operands come from a generator of its own: a draw from the global stream would shift every
+    later draw (dropout, sampling) of a run that measured against one that did not need to.
+    """
     seconds = {}
+    generator = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+        a, b = (torch.randn(size, size, generator=generator).to(dtype) for _ in range(2))
         a @ b
         started = time.perf_counter()
         for _ in range(repeats):

@@ -23,6 +23,7 @@ from workbench.errors import RequestError
 from workbench.models import Decoder
 from workbench.modules.initial_model import InitialModel, initial_model
 from workbench.modules.precision import PrecisionChoice, choose_precision
+from workbench.modules.precision_memory import remembered_choice
 from workbench.modules.pretrain import PretrainModule, lm_loss
 from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
@@ -92,7 +93,7 @@ def _initial(settings: PretrainSettings) -> InitialModel | None:
 
 
 def precision_choice(settings: PretrainSettings, module: PretrainModule,
-               datamodule: PretrainDataModule) -> PrecisionChoice | None:
+                     datamodule: PretrainDataModule) -> PrecisionChoice | None:
     """With precision "auto", the measured choice for this model and batch shape; None otherwise.
 
     The batch is the first `batch_size` blocks as stored, taken without touching the sampler, so the
@@ -103,7 +104,9 @@ def precision_choice(settings: PretrainSettings, module: PretrainModule,
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     blocks = datamodule.train_blocks[: settings.batch_size]
     x, y = blocks[:, :-1], blocks[:, 1:]
-    return choose_precision(lambda: lm_loss(module.model(x).logits, y), list(module.model.parameters()), device)
+    shape = {"device": device.type, "model": asdict(module.model.config), "batch": list(x.shape)}
+    return remembered_choice(shape, lambda: choose_precision(lambda: lm_loss(module.model(x).logits, y),
+                                                             list(module.model.parameters()), device))
 
 
 def pretrain(
@@ -161,7 +164,9 @@ def pretrain(
     if resume and printer:
         printer(f"resuming from step {resume[1]} ({resume[0]})")
     if choice and printer:
-        kept = " (kept from the run's first attempt)" if saved_choice else ""
+        kept = (" (kept from the run's first attempt)" if saved_choice
+                else f" (measured {choice.measured_at}, remembered in {choice.remembered_in})" if choice.remembered_in
+                else "")
         printer(f"precision auto: {choice.precision}{kept} ({choice.reason})")
     precision = choice.precision if choice else settings.precision
     trainer = _trainer(settings, [recorder, *callbacks], precision)

@@ -63,7 +63,8 @@ class PretrainSettings(Settings):
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
     precision: str = setting("auto", "auto | 32-true | bf16-mixed: auto takes bf16-mixed where a measured step at "
                              "this model and batch shape is 1.2x faster (native bf16 CPUs, bf16 GPUs), else fp32; "
-                             "compute.json and the card say which and why", choices=PRETRAIN_PRECISIONS)
+                             "the measurement is remembered per machine and shape, and compute.json and the "
+                             "card say which and why", choices=PRETRAIN_PRECISIONS)
     compile: bool = setting(False, "torch.compile the decoder: pays on a GPU; on CPU only in runs of thousands of "
                             "steps",
                             section="speed (neither changes what is learned)")

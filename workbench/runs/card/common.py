@@ -194,5 +194,7 @@ def _precision_phrase(compute: dict) -> str:
     chosen = compute.get("precision") or NOT_RECORDED
     choice = compute.get("precision_choice")
     if isinstance(choice, dict) and choice.get("reason"):
-        return f"{chosen} (auto: {choice['reason']})"
+        remembered = (f"; measured {choice.get('measured_at')}, remembered in {choice['remembered_in']}"
+                      if choice.get("remembered_in") else "")
+        return f"{chosen} (auto: {choice['reason']}{remembered})"
     return chosen
