@@ -146,10 +146,11 @@ def main(argv=None) -> dict:
         bare, lit, fp32_runs = [], [], []
         rounds = 1 if args.smoke else 3  # alternated, so a noisy neighbour hits both sides alike
         for round_ in range(rounds):
-            say(f"b/c: bare loop and Lightning, {n} steps each, round {round_ + 1} of {rounds}")
-            bare.append(call("run_bare", corpus_path=corpus, max_steps=n, peak_gflops=fp32, warmup=min(5, n // 4)))
-            lit.append(call("run_lightning", corpus_path=corpus, max_steps=n, eval_every=n, peak_gflops=fp32,
-                            warmup=min(5, n // 4)))
+            say(f"b/c: Lightning and the bare loop step by step in one process, {n} steps each, "
+                f"round {round_ + 1} of {rounds}")
+            pair = call("run_interleaved", corpus_path=corpus, max_steps=n, peak_gflops=fp32, warmup=min(5, n // 4))
+            bare.append(pair["bare"])
+            lit.append(pair["lightning"])
             if lit[0]["precision"] != "32-true":  # auto took bf16: what it bought, measured in the same rounds
                 fp32_runs.append(call("run_lightning", corpus_path=corpus, max_steps=n, eval_every=n,
                                       peak_gflops=fp32, warmup=min(5, n // 4), precision="32-true"))

@@ -2,7 +2,9 @@
 model and data in a bare loop, and the nanoGPT reference, all timed the same way.
 
 Each run is a function returning a JSON-able dict; `worker.py` runs one in a fresh
-process so peak resident memory is that run's own.
+process so peak resident memory is that run's own. Part c's two loops share one process
+and alternate step by step (`run_interleaved`): apart, they differed more from one
+process to the next than the overhead they were to measure.
 """
 
 from __future__ import annotations
@@ -107,50 +109,105 @@ def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | Non
     }
 
 
-def run_bare(corpus_path: str, *, peak_gflops: float | None = None, warmup: int = 5, **overrides) -> dict:
-    """The same module, optimiser, schedule, clipping and batches, stepped by hand."""
-    from workbench.modules.pretrain import PretrainModule, lm_loss
-    from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule, precision_choice
+class BareLoop:
+    """The same module, optimiser, schedule, clipping and batches as `pretrain()`, stepped by hand."""
 
-    settings = PretrainSettings.from_dict(settings_for(corpus_path, **overrides))
-    L.seed_everything(settings.seed, verbose=False)
-    dm = make_datamodule(settings)
-    dm.setup("fit")
-    module = PretrainModule(settings.model_config(dm.tokenizer.vocab_size), settings.optim_config())
-    model = module.model
-    choice = precision_choice(settings, module, dm)  # what pretrain() would train in, measured the same way
-    precision = choice.precision if choice else settings.precision
-    config = module.configure_optimizers()
-    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
-    loader = iter(dm.train_dataloader())
-    step_seconds, data_seconds = [], []
-    end = time.perf_counter()
-    for _ in range(settings.max_steps):
-        x, y = next(loader)
+    def __init__(self, settings) -> None:
+        from workbench.modules.pretrain import PretrainModule
+        from workbench.modules.pretrain_recipe import make_datamodule, precision_choice
+
+        self.settings = settings
+        L.seed_everything(settings.seed, verbose=False)
+        dm = make_datamodule(settings)
+        dm.setup("fit")
+        module = PretrainModule(settings.model_config(dm.tokenizer.vocab_size), settings.optim_config())
+        self.model = module.model
+        choice = precision_choice(settings, module, dm)  # what pretrain() would train in, measured the same way
+        self.precision = choice.precision if choice else settings.precision
+        config = module.configure_optimizers()
+        self.optimizer, self.schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+        self.loader = iter(dm.train_dataloader())
+        self.step_seconds: list[float] = []
+        self.data_seconds: list[float] = []
+        self.loss = None
+
+    def step(self) -> None:
+        """One optimizer step, timed from the fetch of its batch to the cleared gradients."""
+        from workbench.modules.pretrain import lm_loss
+
+        started = time.perf_counter()
+        x, y = next(self.loader)
         fetched = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed", cache_enabled=False):
-            loss = lm_loss(model(x).logits, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        bf16 = self.precision == "bf16-mixed"
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):  # as Lightning's
+            self.loss = lm_loss(self.model(x).logits, y)
+        self.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.data_seconds.append(fetched - started)
+        self.step_seconds.append(time.perf_counter() - started)
+
+    def figures(self, warmup: int, peak_gflops: float | None) -> dict:
+        steps, data = self.step_seconds[warmup:], self.data_seconds[warmup:]
+        tokens_per_step = self.settings.batch_size * self.settings.block_size
+        fpt = decoder_flops_per_token(self.model, self.settings.block_size)
+        return {
+            "kind": "workbench (bare loop)",
+            "parameters": self.model.num_parameters(),
+            "precision": self.precision,
+            **step_figures(steps, tokens_per_step, fpt, peak_gflops),
+            "data_wait_fraction": round(sum(data) / sum(steps), 5),
+            "data_ms_per_step": round(1000 * statistics.median(data), 4),
+            "final_train_loss": round(self.loss.item(), 4),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+
+
+class _BareStepBetween(L.Callback):
+    """After each Lightning step, one step of the bare loop (its own model, optimizer and batches).
+
+    The two loops then alternate step by step in one process, so a neighbour's load or this VM's
+    speed mode (the same bare loop ran 23 ms a step in one process and 30 ms in the next, minutes
+    apart) falls on both alike. A Lightning step is timed from this hook's return to its next call:
+    the loop, its hooks and the other callbacks included, the bare step excluded.
+    """
+
+    def __init__(self, bare: BareLoop) -> None:
+        self.bare = bare
+        self.lightning_seconds: list[float] = []
+        self._resumed: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
-        data_seconds.append(fetched - end)
-        step_seconds.append(now - end)
-        end = now
+        if self._resumed is not None:
+            self.lightning_seconds.append(now - self._resumed)
+        self.bare.step()
+        self._resumed = time.perf_counter()
+
+
+def run_interleaved(corpus_path: str, *, max_steps: int, peak_gflops: float | None = None, warmup: int = 5,
+                    **overrides) -> dict:
+    """`pretrain()` under Lightning and the bare loop, alternating step by step: {"bare": ..., "lightning": ...}."""
+    from workbench.modules.pretrain_recipe import PretrainSettings, pretrain
+
+    settings = PretrainSettings.from_dict(settings_for(corpus_path, max_steps=max_steps, **overrides))
+    between = _BareStepBetween(BareLoop(settings))
+    outcome = pretrain(settings, callbacks=[between], printer=None)
     tokens_per_step = settings.batch_size * settings.block_size
-    fpt = decoder_flops_per_token(model, settings.block_size)
-    return {
-        "kind": "workbench (bare loop)",
-        "parameters": model.num_parameters(),
-        "precision": precision,
-        **step_figures(step_seconds[warmup:], tokens_per_step, fpt, peak_gflops),
-        "data_wait_fraction": round(sum(data_seconds[warmup:]) / sum(step_seconds[warmup:]), 5),
-        "data_ms_per_step": round(1000 * statistics.median(data_seconds[warmup:]), 4),
-        "final_train_loss": round(loss.item(), 4),
-        "peak_rss_mb": peak_rss_mb(),
+    fpt = decoder_flops_per_token(outcome.model, settings.block_size)
+    lightning = {
+        "kind": "workbench (Lightning, interleaved with the bare loop)",
+        "parameters": outcome.model.num_parameters(),
+        "flops_per_token": fpt,
+        **step_figures(between.lightning_seconds[warmup:], tokens_per_step, fpt, peak_gflops),
+        "peak_rss_mb": peak_rss_mb(),  # of both loops: they share the process
+        "precision": outcome.compute["precision"],
+        **({"precision_choice": outcome.compute["precision_choice"]} if "precision_choice" in outcome.compute else {}),
     }
+    bare = {**between.bare.figures(warmup, peak_gflops), "kind": "workbench (bare loop, interleaved with Lightning)"}
+    return {"bare": bare, "lightning": lightning}
 
 
 def run_nanogpt(corpus_path: str, *, max_steps: int, eval_every: int, peak_gflops: float | None = None,

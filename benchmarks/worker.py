@@ -1,6 +1,6 @@
 """Run one benchmark function in this fresh process and print its result as JSON.
 
-`python -m benchmarks.worker '{"run": "run_bare", "kwargs": {...}}'`: a process per run
+`python -m benchmarks.worker '{"run": "run_interleaved", "kwargs": {...}}'`: a process per run
 keeps each run's peak resident memory its own and its caches cold in the same way.
 """
 
