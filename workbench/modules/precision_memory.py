@@ -55,7 +55,7 @@ def remembered_choice(shape: dict[str, Any], measure: Callable[[], PrecisionChoi
         with atomic_write(path) as temporary:
             temporary.write_text(json.dumps(entries, indent=1, sort_keys=True))
     except OSError:  # a read-only home: the run goes on with its measurement, unremembered
-        return choice
+        pass
     return choice
 
 
