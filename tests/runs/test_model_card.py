@@ -70,7 +70,10 @@ def test_card_of_a_real_pretraining_run_states_its_records(real_run: Path):
     assert row(card, "tokens seen") == f"{compute['train_tokens']:,}" == "15,360"
     assert row(card, "optimizer steps") == "30" and row(card, "device") == compute["device"]
     # precision auto (the default): the card names what was chosen and the measured reason
-    assert row(card, "precision") == f"{compute['precision']} (auto: {compute['precision_choice']['reason']})"
+    choice = compute["precision_choice"]  # a measurement remembered from an earlier run of this shape says so
+    remembered = (f"; measured {choice['measured_at']}, remembered in {choice['remembered_in']}"
+                  if choice.get("remembered_in") else "")
+    assert row(card, "precision") == f"{compute['precision']} (auto: {choice['reason']}{remembered})"
     assert compute["precision"] in ("32-true", "bf16-mixed") and compute["precision_choice"]["requested"] == "auto"
     assert row(card, "torch threads") == str(compute["torch_threads"])
     assert row(card, "python") == env["python"]["version"] and row(card, "lightning") == env["packages"]["lightning"]
