@@ -34,7 +34,7 @@ from benchmarks.table import render
 from benchmarks.training import BEST_RECIPE
 from benchmarks.worker import call_in_subprocess
 from workbench.errors import RequestError
-from workbench.modules.precision import bf16_matmul_speed
+from workbench.modules.precision import cpu_has_native_bf16
 
 PROJECT = Path(__file__).resolve().parents[1]
 PARTS = "abcdefgh"
@@ -136,7 +136,7 @@ def main(argv=None) -> dict:
         if peak.bf16_supported():
             # Without native kernels a 2048-square bf16 matmul takes minutes (AMD EPYC: part a took 334 s):
             # one quick product says so, and then the smallest size alone gives the figure.
-            native = bf16_matmul_speed() >= 0.5
+            native = cpu_has_native_bf16()
             sizes = size["peak_sizes"] if native else size["peak_sizes"][:1]
             results["peak_bf16"] = peak.matmul_peak(torch.bfloat16, sizes=sizes, seconds=size["peak_seconds"])
             results["peak_bf16"]["native"] = native

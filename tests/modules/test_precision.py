@@ -22,7 +22,7 @@ def tiny_step():
 
 
 def test_the_cpu_choice_is_measured_and_says_why(monkeypatch):
-    monkeypatch.setattr(precision_module, "bf16_matmul_speed", lambda: 1.0)  # as on a CPU with native bf16
+    monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 1.0)  # as on a CPU with native bf16
     loss, parameters = tiny_step()
     choice = choose_precision(loss, parameters, torch.device("cpu"))
     assert choice.precision in ("32-true", "bf16-mixed")
@@ -35,14 +35,14 @@ def test_the_cpu_choice_is_measured_and_says_why(monkeypatch):
 @pytest.mark.parametrize("fp32_ms, bf16_ms, chosen", [(10.0, 10.0 / GAIN_NEEDED, "bf16-mixed"),
                                                       (10.0, 9.0, "32-true"), (60.0, 800.0, "32-true")])
 def test_bf16_is_taken_only_when_clearly_faster(monkeypatch, fp32_ms, bf16_ms, chosen):
-    monkeypatch.setattr(precision_module, "bf16_matmul_speed", lambda: 1.0)
+    monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 1.0)
     monkeypatch.setattr(precision_module, "_median_ms", lambda loss, params, bf16: bf16_ms if bf16 else fp32_ms)
     loss, parameters = tiny_step()
     assert choose_precision(loss, parameters, torch.device("cpu")).precision == chosen
 
 
 def test_a_cpu_without_native_bf16_kernels_is_told_by_one_matmul(monkeypatch):
-    monkeypatch.setattr(precision_module, "bf16_matmul_speed", lambda: 0.01)
+    monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 0.01)
     monkeypatch.setattr(precision_module, "_median_ms", lambda *a, **k: pytest.fail("the step was timed"))
     loss, parameters = tiny_step()
     choice = choose_precision(loss, parameters, torch.device("cpu"))
@@ -50,7 +50,7 @@ def test_a_cpu_without_native_bf16_kernels_is_told_by_one_matmul(monkeypatch):
 
 
 def test_the_measurement_leaves_the_random_stream_where_it_was(monkeypatch):
-    monkeypatch.setattr(precision_module, "bf16_matmul_speed", lambda: 1.0)
+    monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 1.0)
     loss, parameters = tiny_step()
     torch.manual_seed(3)
     choose_precision(lambda: torch.nn.functional.dropout(loss(), 0.5), parameters, torch.device("cpu"))

@@ -57,8 +57,8 @@ def choose_precision(loss_of_batch: Callable[[], torch.Tensor], parameters: list
         return PrecisionChoice("32-true", f"{torch.cuda.get_device_name(device)} has no bf16 support")
     if device.type != "cpu":
         return PrecisionChoice("32-true", f"no bf16 measurement for device {device.type}")
-    matmul = bf16_matmul_speed()
-    if matmul < 1 / 2:  # no native kernels: the full measurement would only spend seconds confirming it
+    matmul = cpu_bf16_matmul_speed()
+    if matmul < NATIVE_BF16_SPEED:  # no native kernels: the full measurement would only spend seconds confirming it
         return PrecisionChoice("32-true", f"a bf16 matmul ran at {matmul:.2f}x fp32's speed on this CPU "
                                "(no native bf16 kernels)")
     with torch.random.fork_rng(devices=[]):
@@ -78,13 +78,19 @@ NATIVE_BF16_SPEED = 1.0  # a bf16 matmul at least this many times fp32's speed: 
 
 
 @functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU's bf16 matmuls run on native kernels, measured once a process.
+def cpu_bf16_matmul_speed() -> float:
+    """`bf16_matmul_speed()` measured once a process: auto, Muon and the benchmarks ask the same question.
 
-    The two kinds are far apart: ~2-4x fp32's speed on Zen 5 (AVX512_BF16) at the probe's size,
-    ~0.02x on an AMD EPYC without it, so the threshold between them cannot flip on noise.
+    The two kinds are far apart: ~2-4x fp32's speed on Zen 5 (AVX512_BF16) and on an Intel Xeon with
+    AMX at the probe's size, ~0.02x on an AMD EPYC without either, so `NATIVE_BF16_SPEED` between
+    them cannot flip on noise.
     """
-    return bf16_matmul_speed() >= NATIVE_BF16_SPEED
+    return bf16_matmul_speed()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU's bf16 matmuls run on native kernels."""
+    return cpu_bf16_matmul_speed() >= NATIVE_BF16_SPEED
 
 
 def bf16_matmul_speed(size: int = 256, repeats: int = 5) -> float:
