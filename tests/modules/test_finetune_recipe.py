@@ -113,3 +113,35 @@ def test_a_missing_label_column_lists_the_columns(tiny_run, csv_task):
 def test_a_head_that_does_not_fit_the_task_is_refused_before_training(tiny_run, csv_task):
     with pytest.raises(ValueError, match="regression"):
         finetune(settings(tiny_run, csv_task, head="regression"), printer=None)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_run(tmp_path_factory):
+    """A saved tiny masked-LM encoder standing in for an encoder pretraining run folder."""
+    from workbench.models import Encoder, EncoderConfig
+
+    folder = tmp_path_factory.mktemp("encoder-run")
+    tokenizer = build_tokenizer("char", ["abcdefghijklmnopqrstuvwxyz .,0123456789"])
+    torch.manual_seed(123)
+    encoder = Encoder(EncoderConfig.for_tokenizer("tiny", tokenizer.vocab_size, block_size=64))
+    save_pretrained(folder / "checkpoint", encoder, tokenizer)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["full", "linear_probe", "gradual_unfreeze", "lora"])
+def test_every_strategy_fine_tunes_an_encoder_base(tiny_encoder_run, csv_task, strategy):
+    learning_rate = 5e-2 if strategy == "linear_probe" else 5e-3
+    outcome = finetune(settings(tiny_encoder_run, csv_task, strategy=strategy, learning_rate=learning_rate,
+                                max_epochs=6), printer=None)
+    assert outcome.data["base"]["kind"] == "workbench-encoder" and outcome.data["base"]["default_pooling"] == "mean"
+    assert outcome.metrics["test_accuracy"] > 0.8, outcome.metrics
+    trainable, total = outcome.metrics["trainable_parameters"], outcome.metrics["total_parameters"]
+    assert (trainable == total) == (strategy == "full")  # gradual_unfreeze counts what trains at the start
+
+
+@pytest.mark.slow
+def test_an_encoder_base_tags_tokens_seeing_both_sides(tiny_encoder_run):
+    outcome = finetune(dict(base=str(tiny_encoder_run), task="token-type", max_examples=120, max_length=48,
+                            batch_size=16, max_epochs=2, strategy="full", learning_rate=5e-3), printer=None)
+    assert outcome.task.kind == "token_classification" and 0 <= outcome.metrics["test_macro_f1"] <= 1

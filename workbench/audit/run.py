@@ -67,6 +67,10 @@ def check_run(settings: AuditSettings) -> RunFolder:
         raise ResourceError(f"{run.path} holds no model checkpoint to audit", path=run.path)
     if run.kind not in (PRETRAINING, FINETUNING):
         raise AuditError(f"{run.path} is neither a pretraining nor a fine-tuning run; nothing to audit")
+    if run.kind == PRETRAINING and run.param("objective") == "masked_lm":
+        raise AuditError(f"{run.path} pretrained a masked-LM encoder: the memorization audits score and continue text "
+                         "left to right, which needs a causal LM (objective causal_lm); audit a classifier "
+                         "fine-tuned on it instead")
     return run
 
 

@@ -44,7 +44,8 @@ def build_head(
             raise ConfigError(f"a regression head predicts one number; got num_labels={num_labels}")
         return RegressionHead(hidden_size, pooling=pooling, dropout=dropout)
     logits = getattr(backbone, "logits", None)
-    if not callable(logits):
+    # An encoder's logits predict the token at each position (masked-LM), not the next one.
+    if not callable(logits) or getattr(backbone, "kind", None) != "decoder":
         kind_of = getattr(backbone, "kind", type(backbone).__name__)
         what = "no backbone" if backbone is None else f"a backbone of kind {kind_of!r}"
         raise ConfigError(

@@ -3,9 +3,10 @@
 from workbench.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
-    "workbench.models.backbone": ["Backbone", "DecoderBackbone"],
+    "workbench.models.backbone": ["Backbone", "DecoderBackbone", "EncoderBackbone", "workbench_backbone"],
     "workbench.models.config": ["PRESETS", "DecoderConfig"],
     "workbench.models.decoder": ["Decoder", "DecoderOutput"],
+    "workbench.models.encoder": ["Encoder", "EncoderConfig", "fill_masks"],
     "workbench.models.generate": ["filter_logits", "generate"],
     "workbench.models.hf_causal": ["HFCausalBackbone", "HFCausalLM"],
 })

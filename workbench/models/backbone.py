@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from workbench.models.decoder import Decoder
+from workbench.models.encoder import Encoder
 
 
 class Backbone(nn.Module, ABC):
@@ -67,3 +68,25 @@ class DecoderBackbone(Backbone):
 
     def lora_targets(self) -> list[str]:
         return ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class EncoderBackbone(DecoderBackbone):
+    """The workbench masked-LM encoder as a backbone: attention sees both sides, never the padding."""
+
+    kind = "encoder"
+    default_pooling = "mean"
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__(encoder)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.decoder(input_ids, attention_mask=attention_mask, compute_logits=False).last_hidden
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Masked-token logits at every position (not next-token ones)."""
+        return self.decoder.lm_head(hidden)
+
+
+def workbench_backbone(model: Decoder) -> DecoderBackbone:
+    """The backbone for a workbench model: an Encoder's or a Decoder's."""
+    return EncoderBackbone(model) if isinstance(model, Encoder) else DecoderBackbone(model)

@@ -135,9 +135,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) 
     return F.scaled_dot_product_attention(q, k, v, **kwargs)
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, config: DecoderConfig) -> None:
+class SelfAttention(nn.Module):
+    """Multi-head attention over rotary positions: causal in the decoder, bidirectional in encoders.
+
+    `config` is any config with the decoder's attention fields (d_model, n_head, kv_heads, head_dim,
+    dropout): the masked-LM encoder and the ViT build their blocks from this one class.
+    """
+
+    def __init__(self, config: DecoderConfig, *, causal: bool = True) -> None:
         super().__init__()
+        self.causal = causal
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
         self.q_proj = nn.Linear(config.d_model, config.n_head * config.head_dim, bias=False)
         self.k_proj = nn.Linear(config.d_model, config.kv_heads * config.head_dim, bias=False)
@@ -153,14 +160,21 @@ class CausalSelfAttention(nn.Module):
         output_attentions: bool = False,
         past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         use_cache: bool = False,
+        key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Attention of x's T positions (after `past_kv`'s, if given) -> (output, weights, this layer's cache)."""
+        """Attention of x's T positions (after `past_kv`'s, if given) -> (output, weights, this layer's cache).
+
+        `cos` None: no rotary (the ViT adds learned positions to its patches instead). `key_mask`
+        (B, S), True at real tokens: padding is never attended to, which bidirectional attention needs.
+        """
         B, T, _ = x.shape
         H, Hkv = self.n_head, self.n_kv_head
         qkv = fused_linear(x, self.q_proj, self.k_proj, self.v_proj).view(B, T, H + 2 * Hkv, self.head_dim)
         # Queries and keys rotate together: one rotary pass over both, on the (B, T, heads, d) layout.
         qk, v = qkv.split([H + Hkv, Hkv], dim=2)
-        q, k = apply_rotary(qk, cos.unsqueeze(1), folded_sin.unsqueeze(1)).split([H, Hkv], dim=2)
+        if cos is not None:
+            qk = apply_rotary(qk, cos.unsqueeze(1), folded_sin.unsqueeze(1))
+        q, k = qk.split([H, Hkv], dim=2)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if past_kv is not None:
             k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
@@ -171,24 +185,35 @@ class CausalSelfAttention(nn.Module):
 
         # The T queries are the last T of S positions: query i sees keys up to S - T + i.
         S = k.shape[2]
-        weights = None
         if output_attentions:
             # The fused kernel never materialises the weights, so probes take the explicit path.
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            y = weights @ v
-        else:
-            dropout = self.dropout if self.training else 0.0
-            if S == T:  # no cache: the training path
-                y = attention(q, k, v, is_causal=True, dropout_p=dropout)
-            elif T == 1:  # one new token sees everything cached
-                y = attention(q, k, v, dropout_p=dropout)
-            else:  # is_causal aligns its mask top-left, so a chunk after a cache needs the offset mask
-                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-                y = attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
-        return self.o_proj(y), weights, kv
+            weights = self._weights(q, k, self._mask(T, S, key_mask, x.device))
+            return self._project(weights @ v), weights, kv
+        dropout = self.dropout if self.training else 0.0
+        if self.causal and key_mask is None and S == T:  # no cache, no padding: the training path
+            y = attention(q, k, v, is_causal=True, dropout_p=dropout)
+        elif self.causal and key_mask is None and T == 1:  # one new token sees everything cached
+            y = attention(q, k, v, dropout_p=dropout)
+        else:  # is_causal aligns its mask top-left, so a chunk after a cache needs the offset mask
+            y = attention(q, k, v, attn_mask=self._mask(T, S, key_mask, x.device), dropout_p=dropout)
+        return self._project(y), None, kv
+
+    def _project(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, d) per-head outputs -> (B, T, d_model)."""
+        B, _, T, _ = y.shape
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
+
+    def _mask(self, T: int, S: int, key_mask: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+        """Which keys each query may see, (T, S) or (B, 1, T, S); None: all of them."""
+        mask = torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T) if self.causal else None
+        if key_mask is not None:
+            keys = key_mask.bool()[:, None, None, :]
+            mask = keys if mask is None else mask & keys
+        return mask
+
+    def _weights(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+        return (scores if mask is None else scores.masked_fill(~mask, float("-inf"))).softmax(dim=-1)
 
 
 class SwiGLU(nn.Module):
@@ -204,10 +229,12 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: DecoderConfig) -> None:
+    """Pre-norm attention and SwiGLU MLP, each a residual branch; `causal=False` for encoders."""
+
+    def __init__(self, config: DecoderConfig, *, causal: bool = True) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.attn = CausalSelfAttention(config)
+        self.attn = SelfAttention(config, causal=causal)
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
         self.mlp = SwiGLU(config)
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -220,8 +247,10 @@ class Block(nn.Module):
         output_attentions: bool = False,
         past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         use_cache: bool = False,
+        key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
-        attended, weights, kv = self.attn(self.attn_norm(x), cos, folded_sin, output_attentions, past_kv, use_cache)
+        attended, weights, kv = self.attn(self.attn_norm(x), cos, folded_sin, output_attentions, past_kv, use_cache,
+                                          key_mask)
         x = x + self.resid_dropout(attended)
         x = x + self.resid_dropout(self.mlp(self.mlp_norm(x)))
         return x, weights, kv
@@ -232,13 +261,14 @@ class Decoder(nn.Module):
 
     # `generate` may prefill once and then feed one token at a time with `past` (forward's use_cache/past).
     supports_kv_cache = True
+    causal = True  # the masked-LM Encoder (encoder.py) is this model with causal = False
 
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, causal=self.causal) for _ in range(config.n_layer))
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -295,6 +325,7 @@ class Decoder(nn.Module):
         compute_logits: bool = True,
         use_cache: bool = False,
         past: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> DecoderOutput:
         """Run `idx` (B, T) through the model.
 
@@ -302,6 +333,8 @@ class Decoder(nn.Module):
         positions continue after the cached ones. With `use_cache`, `out.past` holds every
         layer's keys and values for all positions so far, to feed back with the next tokens.
         Outputs (logits, hidden states, attention rows) cover the new positions only.
+        `attention_mask` (B, T), 1 at real tokens: keys at 0 are never attended to (padding, which
+        bidirectional attention would otherwise see; causal attention with right padding never does).
         """
         start = past.length if past is not None else 0
         T = idx.shape[1]
@@ -321,11 +354,11 @@ class Decoder(nn.Module):
         for i, block in enumerate(self.blocks):
             if checkpointed:
                 x, weights, _ = torch.utils.checkpoint.checkpoint(
-                    block, x, cos, folded_sin, output_attentions, use_reentrant=False
+                    block, x, cos, folded_sin, output_attentions, None, False, attention_mask, use_reentrant=False
                 )
             else:
                 past_kv = past.layers[i] if past is not None else None
-                x, weights, kv = block(x, cos, folded_sin, output_attentions, past_kv, use_cache)
+                x, weights, kv = block(x, cos, folded_sin, output_attentions, past_kv, use_cache, attention_mask)
                 if layers is not None:
                     layers.append(kv)
             if hidden is not None:

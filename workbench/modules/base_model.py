@@ -30,7 +30,7 @@ from workbench.data.tokenizers import load_tokenizer
 from workbench.errors import ResourceError
 from workbench.interop import hub
 from workbench.interop.load import ENCODER_TYPES, is_causal_lm, load_causal_lm, load_hf_encoder
-from workbench.models import Backbone, Decoder, DecoderBackbone
+from workbench.models import Backbone, Decoder, DecoderBackbone, workbench_backbone
 from workbench.models.hf_encoder import HFEncoderBackbone
 from workbench.models.parameters import unique_parameter_count
 from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, CheckpointError, load_pretrained
@@ -168,12 +168,12 @@ def _workbench_decoder(
         raise BaseModelError(f"cannot load the workbench model in {directory}: {error}") from error
     length = min(max_length, decoder.config.block_size)  # rotary tables stop at block_size
     text_encoder = WorkbenchTextEncoder(tokenizer, length)
-    backbone = DecoderBackbone(decoder).eval()
+    backbone = workbench_backbone(decoder).eval()
     description = {
-        "kind": "workbench-decoder" if scratch_seed is None else "workbench-scratch",
+        "kind": f"workbench-{backbone.kind}" if scratch_seed is None else "workbench-scratch",
         "source": str(directory.resolve()),
         "weights": "pretrained" if scratch_seed is None else f"random (seed {scratch_seed})",
-        "architecture": "decoder",
+        "architecture": record["architecture"] if record else backbone.kind,
         "parameters": unique_parameter_count(backbone),
         "config": decoder.config.to_dict(),
         "tokenizer": {

@@ -20,10 +20,10 @@ from safetensors import SafetensorError
 from workbench.data.tokenizers import Tokenizer, load_tokenizer
 from workbench.errors import RequestError, ResourceError
 from workbench.files import atomic_write
-from workbench.models import Decoder, DecoderConfig
+from workbench.models import Decoder, DecoderConfig, Encoder, EncoderConfig
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
-ARCHITECTURES = {"decoder": (DecoderConfig, Decoder)}
+ARCHITECTURES = {"decoder": (DecoderConfig, Decoder), "encoder": (EncoderConfig, Encoder)}
 
 
 class CheckpointError(ResourceError):
@@ -34,7 +34,8 @@ def save_pretrained(directory: str | Path, model: Decoder, tokenizer: Tokenizer)
     """Write weights, config and tokenizer into `directory`; returns it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    architecture = next(name for name, (_, cls) in ARCHITECTURES.items() if isinstance(model, cls))
+    # By exact type: an Encoder is a Decoder too.
+    architecture = next(name for name, (_, cls) in ARCHITECTURES.items() if type(model) is cls)
     with atomic_write(directory / WEIGHTS) as temporary:
         safetensors.torch.save_model(model, str(temporary), metadata={"architecture": architecture})
     with atomic_write(directory / CONFIG) as temporary:

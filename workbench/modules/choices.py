@@ -1,9 +1,11 @@
-"""The strategy, precision and optimizer names a training setting chooses among; imports nothing heavy.
+"""The objective, strategy, precision and optimizer names a training setting chooses among; imports nothing heavy.
 
 strategies.py keys its behaviour table on STRATEGIES (and checks that it does); the settings
 dataclasses, and so `workbench run`'s spec check, read the names without loading Lightning.
 """
 
+CAUSAL_LM, MASKED_LM = "causal_lm", "masked_lm"
+OBJECTIVES = (CAUSAL_LM, MASKED_LM)  # a decoder predicts the next token, an encoder the masked ones
 STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
 PRECISIONS = ("32-true", "bf16-mixed")
 PRETRAIN_PRECISIONS = (*PRECISIONS, "auto")  # auto: measured per model and batch shape (modules/precision.py)

@@ -21,10 +21,11 @@ from workbench.data.compression import zlib_bits_per_byte
 from workbench.data.tokenizers import Tokenizer
 from workbench.errors import RequestError
 from workbench.models import Decoder
+from workbench.modules.choices import MASKED_LM
 from workbench.modules.initial_model import InitialModel, initial_model
 from workbench.modules.precision import PrecisionChoice, choose_precision
 from workbench.modules.precision_memory import remembered_choice
-from workbench.modules.pretrain import PretrainModule, lm_loss
+from workbench.modules.pretrain import PretrainModule
 from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
 from workbench.modules.training import make_trainer, quiet_lightning
@@ -105,7 +106,7 @@ def precision_choice(settings: PretrainSettings, module: PretrainModule,
     blocks = datamodule.train_blocks[: settings.batch_size]
     x, y = blocks[:, :-1], blocks[:, 1:]
     shape = {"device": device.type, "model": asdict(module.model.config), "batch": list(x.shape)}
-    return remembered_choice(shape, lambda: choose_precision(lambda: lm_loss(module.model(x).logits, y),
+    return remembered_choice(shape, lambda: choose_precision(lambda: module.loss_on((x, y))[0],
                                                              list(module.model.parameters()), device))
 
 
@@ -141,12 +142,15 @@ def pretrain(
         compile=settings.compile,
         activation_checkpointing=settings.activation_checkpointing,
         log_every_n_steps=sample_every(settings),
+        objective=settings.objective,
+        seed=settings.seed,
     )
     if init:
         module.model.load_state_dict(init.decoder.state_dict())
     if printer:
         printer(
-            f"model {f'from {settings.init_from}' if init else settings.preset}: "
+            f"{'encoder' if settings.objective == MASKED_LM else 'model'} "
+            f"{f'from {settings.init_from}' if init else settings.preset}: "
             f"{module.model.num_parameters() / 1e6:.2f}M parameters, "
             f"{tokenizer.kind} tokenizer ({tokenizer.vocab_size} ids), "
             f"{datamodule.train_blocks.shape[0]} training blocks of {settings.block_size} tokens"
@@ -180,7 +184,8 @@ def pretrain(
     metrics = {
         "val_loss": evaluation["val_loss"],
         "val_ppl": evaluation["val_ppl"],
-        "val_bpb": evaluation["val_bpb"],
+        # bits per byte where the loss codes the text (causal LM); the share of masked tokens predicted (masked LM)
+        **{name: evaluation[name] for name in ("val_bpb", "val_accuracy") if name in evaluation},
         "train_loss": last_train[-1] if last_train else None,
         "steps": trainer.global_step,
         "tokens": trainer.global_step * tokens_per_step,

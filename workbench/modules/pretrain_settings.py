@@ -13,7 +13,8 @@ from workbench.data.choices import CORPORA, PII_MODES, TOKENIZERS
 from workbench.data.tokenizers import check_tokenizer_options
 from workbench.errors import RequestError
 from workbench.models.config import PRESETS, DecoderConfig
-from workbench.modules.choices import HUB_PREFIX, OPTIMIZERS, PRETRAIN_PRECISIONS
+from workbench.models.encoder import EncoderConfig
+from workbench.modules.choices import CAUSAL_LM, HUB_PREFIX, MASKED_LM, OBJECTIVES, OPTIMIZERS, PRETRAIN_PRECISIONS
 from workbench.modules.optim import OptimConfig
 from workbench.settings import Settings, setting
 
@@ -40,9 +41,13 @@ class PretrainSettings(Settings):
     canary_digits: int = setting(6, "digits of each canary's secret: 10**digits candidates", minimum=1, maximum=12)
     tokenizer: str = setting("byte", "byte | char | bpe", choices=TOKENIZERS)
     vocab_size: int | None = setting(None, 'for tokenizer="bpe": 256 bytes plus merges')
+    objective: str = setting(CAUSAL_LM, "causal_lm | masked_lm: a decoder that predicts the next token, or an "
+                             "encoder (the same blocks without the causal mask) that predicts masked tokens, BERT's "
+                             "recipe: 15% selected, of those 80% masked, 10% random, 10% kept", choices=OBJECTIVES,
+                             section="model")
     init_from: str | None = setting(None, "start from these weights (continued pretraining): a pretraining run "
                                     "folder, a Hugging Face Llama folder or hf:<repo-id>; its architecture and "
-                                    "tokenizer replace preset and tokenizer", path="folder", section="model")
+                                    "tokenizer replace preset and tokenizer", path="folder")
     preset: str = setting("tiny", " | ".join(PRESETS), choices=tuple(PRESETS))
     block_size: int = setting(128, "tokens per training sequence", minimum=1)
     dropout: float = setting(0.0, "", minimum=0, below=1)
@@ -90,6 +95,9 @@ class PretrainSettings(Settings):
         if self.init_from and self.model_overrides:
             yield (f"model_overrides={self.model_overrides!r} cannot apply with init_from={self.init_from!r}: the "
                    "architecture is the saved model's (leave model_overrides empty)")
+        if self.init_from and self.objective == MASKED_LM:
+            yield (f"init_from={self.init_from!r} needs objective={CAUSAL_LM!r}: continued pretraining starts from "
+                   "a decoder, and objective='masked_lm' trains an encoder from scratch")
         if self.init_from and self.vocab_size is not None:
             yield f"vocab_size={self.vocab_size} cannot apply with init_from: the saved model brings its tokenizer"
         if self.preset in PRESETS and self.block_size >= 1 and 0 <= self.dropout < 1:
@@ -107,7 +115,10 @@ class PretrainSettings(Settings):
         return paths
 
     def model_config(self, vocab_size: int) -> DecoderConfig:
+        """The model for a tokenizer of `vocab_size` ids: an encoder's vocabulary adds the mask token."""
         overrides = {"block_size": self.block_size, "dropout": self.dropout, **self.model_overrides}
+        if self.objective == MASKED_LM:
+            return EncoderConfig.for_tokenizer(self.preset, vocab_size, **overrides)
         return DecoderConfig.from_preset(self.preset, **overrides, vocab_size=vocab_size)
 
     def optim_config(self) -> OptimConfig:

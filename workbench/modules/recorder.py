@@ -124,7 +124,7 @@ class TrainingRecorder(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        row = self._row(trainer, ("val_loss", "val_ppl", "val_bpb"))
+        row = self._row(trainer, ("val_loss", "val_ppl", "val_bpb", "val_accuracy"))
         self.history.append(row)
         if self.printer:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))

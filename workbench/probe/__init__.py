@@ -3,6 +3,7 @@
 from workbench.probe.attention import AttentionWidget, attention_maps
 from workbench.probe.curves import loss_curve_figure
 from workbench.probe.embeddings import EmbeddingWidget, pca_projection, pooled_hidden_states
+from workbench.probe.fill_in import FilledIn, fill_in
 from workbench.probe.generation import complete
 from workbench.probe.head_views import (
     ConfusionExplorer,
@@ -18,8 +19,9 @@ from workbench.probe.picker import RunPicker, run_histories
 from workbench.probe.playground import GenerationPlayground, sample_with_probabilities, token_probabilities
 
 __all__ = [
-    "AttentionWidget", "ConfusionExplorer", "EmbeddingWidget", "ExampleBrowser", "GenerationPlayground", "LiveCurves",
-    "LogitLensWidget", "RunPicker", "TokenHeadBrowser", "attention_maps", "complete", "examples_in_cell",
+    "AttentionWidget", "ConfusionExplorer", "EmbeddingWidget", "ExampleBrowser", "FilledIn", "GenerationPlayground",
+    "LiveCurves", "LogitLensWidget", "RunPicker", "TokenHeadBrowser", "attention_maps", "complete", "examples_in_cell",
+    "fill_in",
     "logit_lens", "loss_curve_figure", "next_token_distribution", "outcome_rows", "pca_projection",
     "pooled_hidden_states", "run_histories", "sample_with_probabilities", "token_predictions", "token_probabilities",
 ]

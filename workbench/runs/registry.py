@@ -18,7 +18,8 @@ from workbench.runs.run_folder import STATUSES, RunFolder, Throughput, is_number
 
 # zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text.
 HEADLINE_PREFERENCE = (
-    "val_loss", "val_bpb", "zlib_bpb", "test_macro_f1", "test_accuracy", "test_r2", "val_ppl", "train_loss",
+    "val_loss", "val_bpb", "val_accuracy", "zlib_bpb", "test_macro_f1", "test_accuracy", "test_r2", "val_ppl",
+    "train_loss",
 )
 MAX_HEADLINE_METRICS = 4
 

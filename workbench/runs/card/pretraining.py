@@ -10,11 +10,25 @@ from workbench.runs.run_folder import RunFolder, is_number, lookup
 CONFIG_SHOWN = ("n_layer", "n_head", "n_kv_head", "d_model", "mlp_hidden", "vocab_size", "block_size", "tie_embeddings")
 
 
+OBJECTIVES = {
+    "causal_lm": "causal language modelling (next-token cross-entropy)",
+    "masked_lm": "masked language modelling (BERT's recipe: cross-entropy on 15% of positions, of which 80% masked, "
+                 "10% a random token, 10% kept)",
+}
+
+
 class PretrainingSections(KindSections):
-    objective = "causal language modelling (next-token cross-entropy)"
+    @property
+    def masked(self) -> bool:
+        return self.run.param("objective") == "masked_lm"
+
+    @property
+    def objective(self) -> str:
+        return OBJECTIVES["masked_lm" if self.masked else "causal_lm"]
 
     def what(self) -> str:
-        return f"A {_architecture_phrase(self.run)} pretrained as a causal language model on {corpus_phrase(self.run)}."
+        model = "masked language model" if self.masked else "causal language model"
+        return f"A {_architecture_phrase(self.run)} pretrained as a {model} on {corpus_phrase(self.run)}."
 
     def model(self) -> list[str]:
         run = self.run
@@ -58,6 +72,12 @@ class PretrainingSections(KindSections):
         return table(rows)
 
     def missing_yardstick(self) -> list[str]:
+        if self.masked:
+            accuracy = lookup(self.run.metrics, "val_accuracy")
+            shown = f"{accuracy:.1%}" if is_number(accuracy) else NOT_RECORDED
+            return ["", "No bits per byte: a masked LM's loss reads 15% of the positions with both sides given, so "
+                        f"it is no code length of the text and zlib is no yardstick for it. It predicts {shown} of "
+                        "the masked-out validation tokens (val_accuracy)."]
         return ["", f"The zlib yardstick (zlib_bpb) is {NOT_RECORDED}."]
 
     def data_seen(self) -> list[tuple[str, str]]:
@@ -69,8 +89,10 @@ class PretrainingSections(KindSections):
         return f"{number(rate.per_second)} tokens/s, {_ms_per_step(self.run)} ms/step" if rate else NOT_RECORDED
 
     def intended_use(self) -> list[str]:
+        probes = ("masked-token prediction, attention, embeddings" if self.masked
+                  else "generation, attention, logit lens")
         return [f"A small research model for studying pretraining and for use as a base in the workbench's "
-                f"fine-tuning and probing notebooks (loss curves, generation, attention, logit lens), on "
+                f"fine-tuning and probing notebooks (loss curves, {probes}), on "
                 f"{corpus_phrase(self.run)}. It is not a code assistant or a general language model."]
 
     def limitations(self) -> list[str]:
@@ -81,8 +103,8 @@ class PretrainingSections(KindSections):
             ratio = tokens / params
             items.append(f"Trained on {number(tokens)} tokens with {number(params)} parameters "
                          f"({ratio:.2g} tokens per parameter, where compute-optimal training uses about 20)"
-                         + (": short of compute-optimal; expect samples that are plausible only locally." if ratio < 20
-                            else "."))
+                         + (f": short of compute-optimal; expect {'predictions' if self.masked else 'samples'} "
+                            "that are plausible only locally." if ratio < 20 else "."))
         bpb, zlib = lookup(run.metrics, "val_bpb"), lookup(run.metrics, "zlib_bpb")
         if is_number(bpb) and is_number(zlib) and bpb >= zlib:
             items.append(f"It does not beat zlib on held-out text ({bpb:.3f} vs {zlib:.3f} bits/byte): "
