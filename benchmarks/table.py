@@ -73,6 +73,12 @@ def _quality_rows(r: dict, rows: _Rows) -> None:
     rows.add("d", "peak resident memory, workbench / nanoGPT reference",
              f"{rec['peak_rss_mb']} / {ref['peak_rss_mb']} MB",
              _ratio(rec["peak_rss_mb"], ref["peak_rss_mb"]) + " (target <= 1.2x)")
+    if rec.get("start_rss_mb") and ref.get("start_rss_mb"):
+        added = rec["peak_rss_mb"] - rec["start_rss_mb"], ref["peak_rss_mb"] - ref["start_rss_mb"]
+        own = rec.get("imported_rss_mb", 0) - rec["start_rss_mb"]
+        imports = f"; the workbench's imports (datasets, mostly) took {own:.0f} MB of it" if own > 0 else ""
+        rows.add("d", "of it, added by the run (imports, data, model, training)", f"{added[0]:.0f} / {added[1]:.0f} MB",
+                 f"over the {ref['start_rss_mb']:.0f} MB both start from (torch + Lightning imported){imports}")
     rec_mfu = rec.get("mfu", 0)  # taken against the fp32 peak; a bf16 run is held to the bf16 one
     if rec.get("precision", "").startswith("bf16") and "peak_bf16" in r:
         rec_mfu *= r["peak_fp32"]["gflops"] / r["peak_bf16"]["gflops"]

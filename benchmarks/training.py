@@ -38,6 +38,15 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
+def rss_now_mb() -> float | None:
+    """Resident memory now (Linux); taken as a run starts, after torch, Lightning and numpy are imported,
+    it splits a run's peak into the shared start and what the run itself adds (its own imports included)."""
+    try:
+        return round(int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def step_figures(step_seconds: list[float], tokens_per_step: int, flops_per_tok: float,
                  peak_gflops: float | None) -> dict:
     """Median step (robust to a noisy neighbour), tokens/s and MFU from it."""
@@ -81,9 +90,11 @@ class _ClockCallback(L.Callback):
 def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | None = None, warmup: int = 5,
                   **overrides) -> dict:
     """The workbench's `pretrain()` (PretrainModule under the Lightning Trainer), with nanoGPT's evaluator."""
+    start_rss = rss_now_mb()
     from workbench.data import PretrainDataModule
     from workbench.modules.pretrain_recipe import PretrainSettings, make_datamodule, pretrain
 
+    imported_rss = rss_now_mb()  # the workbench's own imports: datasets (pyarrow) is most of them
     settings = PretrainSettings.from_dict(settings_for(corpus_path, **overrides))
     probe_dm: PretrainDataModule = make_datamodule(settings)
     probe_dm.setup()
@@ -104,6 +115,8 @@ def run_lightning(corpus_path: str, *, eval_every: int, peak_gflops: float | Non
         **clock.summary(),
         "call_s": round(total, 2),
         "peak_rss_mb": peak_rss_mb(),
+        "start_rss_mb": start_rss,
+        "imported_rss_mb": imported_rss,
         "precision": outcome.compute["precision"],
         **({"precision_choice": outcome.compute["precision_choice"]} if "precision_choice" in outcome.compute else {}),
         "settings": {k: v for k, v in overrides.items()},
@@ -214,6 +227,7 @@ def run_interleaved(corpus_path: str, *, max_steps: int, peak_gflops: float | No
 def run_nanogpt(corpus_path: str, *, max_steps: int, eval_every: int, peak_gflops: float | None = None,
                 warmup: int = 5) -> dict:
     """nanoGPT's model and loop at its CPU recipe (see nanogpt_reference.py)."""
+    start_rss = rss_now_mb()
     text = Path(corpus_path).read_text(encoding="utf-8")
     train, val, vocab = ref.prepare_chars(text)
     config = ref.GPTConfig(vocab_size=vocab)
@@ -233,6 +247,7 @@ def run_nanogpt(corpus_path: str, *, max_steps: int, eval_every: int, peak_gflop
         **step_figures(clock.step_times()[warmup:], 12 * config.block_size, fpt, peak_gflops),
         **clock.summary(),
         "peak_rss_mb": peak_rss_mb(),
+        "start_rss_mb": start_rss,
     }
 
 

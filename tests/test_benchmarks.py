@@ -50,6 +50,8 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     for run in (*results["bare"], *results["lightning"], results["recipe"], results["best"], results["nanogpt"]):
         assert run["ms_per_step"] > 0 and run["tokens_per_s"] > 0 and 0 < run["mfu"]
         assert run["peak_rss_mb"] > 50
+    for run in (results["recipe"], results["nanogpt"]):
+        assert 50 < run["start_rss_mb"] < run["peak_rss_mb"]  # the split of each run's peak the table prints
     # The workbench at the recipe has nanoGPT's parameter count within 1% (0.800M against 0.796M on
     # tiny Shakespeare: SwiGLU width 344 against GPT's 4 x 128, and one more embedding row, for <unk>).
     wb, ng = results["lightning"][0]["parameters"], results["nanogpt"]["parameters"]
@@ -66,6 +68,7 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     assert expected_gpu in results["gpu"]
     table = done.stdout
     assert "| part" in table and "Lightning overhead" in table and "time to val loss <= 1.88" in table
+    assert "added by the run (imports, data, model, training)" in table
     assert results_file.with_suffix(".md").exists()
     assert "within nanoGPT's whole-run wall time" in table and "target <= 1.6" in table
     (curves,) = out.glob("*-curves.plotly.json")  # the three curves as one figure JupyterLab opens
