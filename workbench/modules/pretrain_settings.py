@@ -13,7 +13,6 @@ from workbench.data.choices import CORPORA, PII_MODES, TOKENIZERS
 from workbench.data.tokenizers import check_tokenizer_options
 from workbench.errors import RequestError
 from workbench.models.config import PRESETS, DecoderConfig
-from workbench.models.encoder import EncoderConfig
 from workbench.modules.choices import CAUSAL_LM, HUB_PREFIX, MASKED_LM, OBJECTIVES, OPTIMIZERS, PRETRAIN_PRECISIONS
 from workbench.modules.optim import OptimConfig
 from workbench.settings import Settings, setting
@@ -118,6 +117,8 @@ class PretrainSettings(Settings):
         """The model for a tokenizer of `vocab_size` ids: an encoder's vocabulary adds the mask token."""
         overrides = {"block_size": self.block_size, "dropout": self.dropout, **self.model_overrides}
         if self.objective == MASKED_LM:
+            from workbench.models.encoder import EncoderConfig  # loads torch: the settings alone stay light
+
             return EncoderConfig.for_tokenizer(self.preset, vocab_size, **overrides)
         return DecoderConfig.from_preset(self.preset, **overrides, vocab_size=vocab_size)
 
