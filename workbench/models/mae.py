@@ -12,15 +12,14 @@ fine-tuning head can take it without the decoder.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from workbench.config import ConfigError, from_dict
 from workbench.errors import RequestError
+from workbench.models.config import BlockShape
 from workbench.models.decoder import Block, RMSNorm
 from workbench.models.parameters import unique_parameter_count
 from workbench.models.vit import ViT, ViTConfig, gather_tokens, init_like_decoder, patchify
@@ -29,7 +28,7 @@ NORM_PIX_EPS = 1e-6  # MAE's: keeps a flat patch (all one value) at zero instead
 
 
 @dataclass(frozen=True)
-class MAEDecoderConfig:
+class MAEDecoderConfig(BlockShape):
     """The reconstruction decoder's blocks: narrower and shallower than the encoder, it is thrown away after."""
 
     d_model: int = 128
@@ -40,47 +39,14 @@ class MAEDecoderConfig:
     norm_eps: float = 1e-5
     dropout: float = 0.0
 
+    preset_kind = "MAE decoder"
+
     def __post_init__(self) -> None:
-        for name in ("d_model", "n_layer", "n_head"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"MAEDecoderConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.d_model % self.n_head:
-            raise ConfigError(f"MAEDecoderConfig: d_model={self.d_model} is not divisible by n_head={self.n_head}")
-        if self.n_kv_head is not None and (self.n_kv_head < 1 or self.n_head % self.n_kv_head):
-            raise ConfigError(
-                f"MAEDecoderConfig: n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"MAEDecoderConfig.dropout must be in [0, 1), got {self.dropout}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_head
-
-    @property
-    def kv_heads(self) -> int:
-        return self.n_kv_head or self.n_head
-
-    @property
-    def hidden_dim(self) -> int:
-        if self.mlp_hidden:
-            return self.mlp_hidden
-        return 64 * -(-int(8 * self.d_model / 3) // 64)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        self.check_shape()
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "MAEDecoderConfig":
-        return from_dict(cls, values)
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "MAEDecoderConfig":
-        if name not in MAE_DECODER_PRESETS:
-            raise ConfigError(
-                f"unknown MAE decoder preset {name!r}; valid presets are: {', '.join(MAE_DECODER_PRESETS)}"
-            )
-        return from_dict(cls, {**MAE_DECODER_PRESETS[name], **overrides}, what=f"MAE decoder preset {name!r}")
+    def named_presets(cls) -> dict[str, dict[str, Any]]:
+        return MAE_DECODER_PRESETS
 
 
 # One per ViT preset, by the same name. The paper's decoders are under 10% of the encoder's compute per token;

@@ -13,7 +13,6 @@ still knows where it came from.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,8 +21,9 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from workbench.config import ConfigError, from_dict
+from workbench.config import ConfigError
 from workbench.errors import RequestError
+from workbench.models.config import BlockShape
 from workbench.models.decoder import Block, RMSNorm
 from workbench.models.parameters import unique_parameter_count
 
@@ -31,7 +31,7 @@ POOLINGS = ("cls", "mean")
 
 
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(BlockShape):
     image_size: int = 32  # square images, image_size x image_size pixels
     patch_size: int = 4
     channels: int = 3
@@ -44,38 +44,20 @@ class ViTConfig:
     dropout: float = 0.0
     pooling: Literal["cls", "mean"] = "cls"  # "cls": a class token's state; "mean": the mean over patch tokens
 
+    preset_kind = "ViT"
+
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "channels", "n_layer", "n_head", "d_model"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"ViTConfig.{name} must be positive, got {getattr(self, name)}")
+        self.check_shape("image_size", "patch_size", "channels")
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"ViTConfig: image_size={self.image_size} is not divisible by patch_size={self.patch_size}"
             )
-        if self.d_model % self.n_head:
-            raise ConfigError(f"ViTConfig: d_model={self.d_model} is not divisible by n_head={self.n_head}")
-        if self.n_kv_head is not None and (self.n_kv_head < 1 or self.n_head % self.n_kv_head):
-            raise ConfigError(f"ViTConfig: n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}")
-        if self.mlp_hidden is not None and self.mlp_hidden < 1:
-            raise ConfigError(f"ViTConfig.mlp_hidden must be None or positive, got {self.mlp_hidden}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"ViTConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"ViTConfig.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_head
-
-    @property
-    def kv_heads(self) -> int:
-        return self.n_kv_head or self.n_head
-
-    @property
-    def hidden_dim(self) -> int:
-        if self.mlp_hidden:
-            return self.mlp_hidden
-        return 64 * -(-int(8 * self.d_model / 3) // 64)
+    @classmethod
+    def named_presets(cls) -> dict[str, dict[str, Any]]:
+        return VIT_PRESETS
 
     @property
     def grid_size(self) -> int:
@@ -95,19 +77,6 @@ class ViTConfig:
     def num_prefix_tokens(self) -> int:
         """Tokens before the patches: 1 with a class token, else 0."""
         return 1 if self.pooling == "cls" else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ViTConfig":
-        return from_dict(cls, values)
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "ViTConfig":
-        if name not in VIT_PRESETS:
-            raise ConfigError(f"unknown ViT preset {name!r}; valid presets are: {', '.join(VIT_PRESETS)}")
-        return from_dict(cls, {**VIT_PRESETS[name], **overrides}, what=f"ViT preset {name!r}")
 
 
 # From a test size up to ViT-S/16. Widths are multiples of 64 so the matmuls stay on fast kernel paths.
