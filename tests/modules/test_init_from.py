@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from workbench.errors import RequestError
 from workbench.modules import save_pretrained
 from workbench.modules.pretrain_recipe import pretrain
 from workbench.modules.pretrain_settings import PretrainSettings
@@ -75,3 +76,20 @@ def test_settings_that_would_change_the_saved_architecture_are_problems():
     assert any("vocab_size=300 cannot apply with init_from" in p for p in problems)
     assert PretrainSettings(init_from="hf:org/name").required_paths() == {}
     assert PretrainSettings(init_from="runs/x").required_paths() == {"init_from": ["runs/x"]}
+
+
+def test_an_encoder_or_a_vision_model_is_refused_by_name_before_any_data_is_read(tmp_path):
+    from workbench.data.image_inputs import ImageInputs
+    from workbench.data.image_transforms import ImageStats
+    from workbench.data.tokenizers import build_tokenizer
+    from workbench.models import Encoder, EncoderConfig, ViT, ViTConfig
+
+    inputs = ImageInputs(8, 1, ImageStats((0.5,), (0.25,)), "digits", tuple("0123456789"))
+    save_pretrained(tmp_path / "vit" / "checkpoint", ViT(ViTConfig.from_preset("tiny")), inputs)
+    with pytest.raises(RequestError, match=r"is a vision model \(vit\).*finetune-vision"):
+        pretrain(dict(QUICK, init_from=str(tmp_path / "vit")), printer=None)
+    tokenizer = build_tokenizer("byte")
+    encoder = Encoder(EncoderConfig.for_tokenizer("tiny", tokenizer.vocab_size))
+    save_pretrained(tmp_path / "encoder" / "checkpoint", encoder, tokenizer)
+    with pytest.raises(RequestError, match="is a workbench 'encoder', not a causal decoder"):
+        pretrain(dict(QUICK, init_from=str(tmp_path / "encoder")), printer=None)

@@ -1,12 +1,13 @@
 """What the TrainingRecorder counts: packed pretraining blocks by the step, padded fine-tuning batches by their mask."""
 
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from workbench.heads import SequenceClassificationHead
 from workbench.models import Decoder, DecoderBackbone, DecoderConfig
 from workbench.modules import FinetuneModule, OptimConfig, Strategy, TrainingRecorder
-from workbench.modules.recorder import real_tokens
+from workbench.modules.recorder import batch_examples, real_tokens
 from workbench.modules.training import make_trainer
 
 VOCAB, CLASSES, LENGTH = 40, 3, 12
@@ -35,6 +36,10 @@ def test_real_tokens_are_the_attention_masks_ones():
     batch = padded_batches()[0]
     assert int(real_tokens(batch)) == 12 + 3 + 5 + 7
     assert int(real_tokens({"input_ids": torch.zeros(2, 5, dtype=torch.long)})) == 10  # no mask: every id is real
+    pixels = {"pixels": torch.zeros(3, 1, 8, 8), "labels": torch.zeros(3, dtype=torch.long)}
+    assert int(real_tokens(pixels, tokens_per_image=17)) == 3 * 17 and batch_examples(pixels) == 3
+    with pytest.raises(ValueError, match="tokens_per_image"):
+        real_tokens(pixels)
 
 
 def test_fine_tuning_counts_examples_and_only_the_real_tokens_of_padded_batches():

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from workbench.audit.audit_settings import AUDITS, CLASSIFIER_AUDITS, LM_AUDITS, AuditSettings
 from workbench.errors import RequestError, ResourceError
-from workbench.runs.run_folder import FINETUNING, PRETRAINING, RunFolder, lookup
+from workbench.runs.run_folder import FINETUNING, IMAGE, PRETRAINING, RunFolder, lookup
 
 AUDIT_FORMAT = "workbench-audit-v1"
 HASH_CHUNK = 1 << 20
@@ -36,7 +36,9 @@ class AuditOutcome:
 
 def applicable(run: RunFolder, settings: AuditSettings) -> list[str]:
     """The audits to run: those asked for (all must apply), or every one that applies to this run."""
-    if run.kind == PRETRAINING:
+    if run.modality == IMAGE:  # every audit reads text: a corpus, a causal model's likelihoods, sentences
+        fits = []
+    elif run.kind == PRETRAINING:
         fits = [a for a in LM_AUDITS if a != "canaries" or isinstance(lookup(run.data, "canaries"), dict)]
     elif run.kind == FINETUNING and lookup(run.data, "task", "kind") == "sequence_classification":
         fits = [a for a in CLASSIFIER_AUDITS if a != "groups" or settings.group_column]

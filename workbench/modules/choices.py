@@ -13,3 +13,6 @@ OPTIMIZERS = ("adamw", "muon")  # muon: Muon on the hidden matrices, AdamW on th
 MINILM, SCRATCH = "minilm", "scratch:"  # a base that is a name (base_model.py loads it), the fresh-weights prefix
 NAMED_BASES = (MINILM,)
 HUB_PREFIX = "hf:"  # hf:<repo-id>[@revision]: a Hugging Face hub model, from the local cache or the hub
+MAE, SUPERVISED = "mae", "supervised"
+VISION_OBJECTIVES = (MAE, SUPERVISED)  # masked autoencoding of unlabelled images, or classification of labelled ones
+VISION_POOLINGS = ("cls", "mean")  # a ViT's summary of an image: its class token's state, or the mean over tokens

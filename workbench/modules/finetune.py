@@ -3,7 +3,9 @@
 The strategy decides which weights train and at what learning rate (see
 strategies.py); the module owns the loss, the metrics and the optimiser, and
 the Trainer owns the loop. Batches are dicts of `input_ids`, `attention_mask`
-and `labels` (see the fine-tuning DataModule).
+and `labels` (see the fine-tuning DataModule), or of `pixels` and `labels` for a
+vision backbone (the image DataModules): every token of an image is real, so its
+attention mask is all ones over the backbone's tokens, and a head pools through it.
 """
 
 from __future__ import annotations
@@ -53,8 +55,18 @@ class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
 
     # -- the model --------------------------------------------------------------------------------------------
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(input_ids, attention_mask), attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Token ids and their mask, or pixels alone (`attention_mask` None: every token of an image is real)."""
+        hidden = self.backbone(input_ids, attention_mask)
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        return self.head(hidden, attention_mask)
+
+    def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head's output for a batch of token ids (with their mask) or of pixels."""
+        if "pixels" in batch:
+            return self(batch["pixels"])
+        return self(batch["input_ids"], batch["attention_mask"])
 
     def train(self, mode: bool = True) -> "FinetuneModule":
         """Lightning switches the module to train mode every epoch; a frozen base (linear probe) stays in eval."""
@@ -82,9 +94,9 @@ class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
             self.strategy.check_callbacks(self.trainer.callbacks)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        predictions = self(batch["input_ids"], batch["attention_mask"])
+        predictions = self.predict_batch(batch)
         loss = self.head.loss(predictions, batch["labels"])
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["input_ids"]))
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -94,7 +106,7 @@ class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
         self._evaluate(self.test_metrics, batch)
 
     def _evaluate(self, metrics: TaskMetrics, batch: dict[str, torch.Tensor]) -> None:
-        predictions = self(batch["input_ids"], batch["attention_mask"])
+        predictions = self.predict_batch(batch)
         metrics.update(predictions, batch["labels"], self.head.loss(predictions, batch["labels"]))
 
     def on_validation_epoch_end(self) -> None:

@@ -17,7 +17,14 @@ from workbench.data.tokenizers import Tokenizer
 from workbench.errors import RequestError
 from workbench.interop.load import is_hugging_face_source, load_causal_lm, sha256_of
 from workbench.models import Decoder
-from workbench.modules.checkpoint import CONFIG, WEIGHTS, checkpoint_dir, load_pretrained
+from workbench.modules.checkpoint import (
+    CONFIG,
+    VISION_ARCHITECTURES,
+    WEIGHTS,
+    checkpoint_architecture,
+    checkpoint_dir,
+    load_pretrained,
+)
 
 
 @dataclass
@@ -40,6 +47,15 @@ def initial_model(source: str) -> InitialModel:
             )
         return InitialModel(imported.model, imported.tokenizer, {"kind": "hugging-face", **imported.provenance})
     directory = checkpoint_dir(source)
+    architecture = checkpoint_architecture(directory)
+    if architecture in VISION_ARCHITECTURES:
+        raise RequestError(f"init_from={source!r} is a vision model ({architecture}), which reads images, not "
+                           "text: continued pretraining goes on from a causal decoder; fine-tune the ViT with "
+                           "notebooks/finetune-vision.ipynb")
+    if architecture != "decoder":
+        raise RequestError(f"init_from={source!r} is a workbench {architecture!r}, not a causal decoder: continued "
+                           "pretraining (objective='causal_lm') goes on from a decoder; fine-tune an encoder with "
+                           "notebooks/finetune.ipynb")
     decoder, tokenizer = load_pretrained(directory)
     provenance = {
         "kind": "workbench-run",

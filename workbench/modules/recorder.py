@@ -19,8 +19,18 @@ def _scalar(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
-def real_tokens(batch: Any) -> torch.Tensor:
-    """The non-padding tokens of a fine-tuning batch: the attention mask's ones (every id when there is none)."""
+def batch_examples(batch: Any) -> int:
+    """The examples in a fine-tuning batch: its token-id rows, or its images."""
+    return len(batch["input_ids"] if "input_ids" in batch else batch["pixels"])
+
+
+def real_tokens(batch: Any, tokens_per_image: int | None = None) -> torch.Tensor:
+    """The non-padding tokens of a fine-tuning batch: the attention mask's ones (every id when there is none);
+    for a batch of images, every token of each (its patches and prefix tokens: `tokens_per_image`)."""
+    if "pixels" in batch and "input_ids" not in batch:
+        if tokens_per_image is None:
+            raise ValueError("a batch of pixels needs tokens_per_image to count its tokens")
+        return torch.tensor(len(batch["pixels"]) * tokens_per_image)
     mask = batch.get("attention_mask")
     return mask.sum() if mask is not None else torch.tensor(batch["input_ids"].numel())
 
@@ -32,14 +42,17 @@ class TrainingRecorder(L.Callback):
     - `tokens_per_step` given (pretraining): packed blocks, every token real, so
       optimizer steps x (batch x block x accumulated batches) is exact.
     - `tokens_per_step=None` (fine-tuning): padded batches of examples, so each
-      batch's examples and its attention mask's real tokens are counted as fed.
+      batch's examples and its attention mask's real tokens are counted as fed
+      (for batches of pixels, `tokens_per_image` each: no image token is padding).
     `train_steps` counts optimizer steps. Reading a logged tensor syncs with the
     device, so train rows are taken every `every_n_steps`, not every step, and
     real tokens are summed on the device until a row or the record reads them.
     """
 
-    def __init__(self, tokens_per_step: int | None, every_n_steps: int = 10, printer=None) -> None:
+    def __init__(self, tokens_per_step: int | None, every_n_steps: int = 10, printer=None,
+                 tokens_per_image: int | None = None) -> None:
         self.tokens_per_step = tokens_per_step
+        self.tokens_per_image = tokens_per_image  # a ViT's tokens per image, for batches of pixels
         self.counts_batches = tokens_per_step is None
         self.examples_seen = 0
         self._real_tokens: torch.Tensor | int = 0  # a device tensor once batches arrive
@@ -109,8 +122,8 @@ class TrainingRecorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.train_seconds += time.perf_counter() - self._batch_start
         if self.counts_batches:  # every batch is fed, also one that only accumulates gradients
-            self.examples_seen += len(batch["input_ids"])
-            self._real_tokens = self._real_tokens + real_tokens(batch).detach()
+            self.examples_seen += batch_examples(batch)
+            self._real_tokens = self._real_tokens + real_tokens(batch, self.tokens_per_image).detach()
         step = trainer.global_step
         if step == self._last_step:  # with gradient accumulation: a batch that only added to the gradients
             return

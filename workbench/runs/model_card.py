@@ -4,7 +4,8 @@ Everything on the card is read through the run's RunFolder (status, parameters, 
 compute, environment, history, checkpoint config), so the card can never disagree with the run, and
 can be rewritten for an old folder. Runs die part-way and folders are copied around: a missing or
 unreadable file makes its section say "not recorded", never stops the card. The sections that depend
-on the kind of run live in runs/card/ (pretraining.py, finetuning.py), the others in card/common.py.
+on the kind of run live in runs/card/ (pretraining.py, finetuning.py, and for runs on images
+vision_pretraining.py, vision_finetuning.py), the others in card/common.py.
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from workbench.runs.card.common import KindSections
 from workbench.runs.card.finetuning import FinetuningSections
 from workbench.runs.card.format import NOT_RECORDED
 from workbench.runs.card.pretraining import OtherSections, PretrainingSections
+from workbench.runs.card.vision_finetuning import VisionFinetuningSections
+from workbench.runs.card.vision_pretraining import VisionPretrainingSections
 from workbench.runs.outputs import MODEL_CARD_FILE
-from workbench.runs.run_folder import FINETUNING, OTHER, PRETRAINING, RunFolder
+from workbench.runs.run_folder import FINETUNING, IMAGE, OTHER, PRETRAINING, VISION_PRETRAINING, RunFolder
 
 __all__ = ["MODEL_CARD_FILE", "NOT_RECORDED", "SECTIONS", "model_card", "write_model_card"]
 
 SECTIONS_BY_KIND: dict[str, type[KindSections]] = {
     PRETRAINING: PretrainingSections,
+    VISION_PRETRAINING: VisionPretrainingSections,
     FINETUNING: FinetuningSections,
     OTHER: OtherSections,
 }
+IMAGE_SECTIONS: dict[str, type[KindSections]] = {FINETUNING: VisionFinetuningSections}  # the same kind, on images
 
 Section = Callable[[RunFolder, KindSections], list[str]]
 SECTIONS: tuple[tuple[str, Section], ...] = (
@@ -63,7 +68,8 @@ def write_model_card(run_dir: str | Path) -> Path | None:
 def model_card(run: str | Path | RunFolder) -> str:
     """The card's Markdown for one run folder."""
     run = run if isinstance(run, RunFolder) else RunFolder(run)
-    kind = SECTIONS_BY_KIND[run.kind](run)
+    sections = IMAGE_SECTIONS.get(run.kind) if run.modality == IMAGE else None
+    kind = (sections or SECTIONS_BY_KIND[run.kind])(run)
     lines = [f"# Model card: {run.path.name}", ""]
     lines += _guarded(lambda: common.summary(run, kind)) + [""]
     for title, build in SECTIONS:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from workbench.config import ConfigError
-from workbench.runs.run_folder import STATUSES, RunFolder, Throughput, is_number, runs_in, sweep_runs
+from workbench.runs.run_folder import STATUSES, THROUGHPUT_UNITS, RunFolder, Throughput, is_number, runs_in, sweep_runs
 
-# zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text.
+# zlib_bpb sits beside val_bpb: the compressor a language model should beat on the same text; baseline_val_loss
+# beside an MAE's val_loss: predicting every hidden patch as its mean.
 HEADLINE_PREFERENCE = (
-    "val_loss", "val_bpb", "val_accuracy", "zlib_bpb", "test_macro_f1", "test_accuracy", "test_r2", "val_ppl",
-    "train_loss",
+    "val_loss", "val_bpb", "val_accuracy", "zlib_bpb", "baseline_val_loss", "test_macro_f1", "test_accuracy", "test_r2",
+    "val_ppl", "train_loss",
 )
 MAX_HEADLINE_METRICS = 4
 
@@ -40,9 +41,9 @@ class RunRecord:
     varied: dict = field(default_factory=dict)  # what this run of a sweep changed (status.json)
     spec_path: str | None = None  # the spec file it was run from
     compute: dict | None = None  # compute.json: steps, tokens or examples, training time, device
-    kind: str = "other"  # pretraining, fine-tuning or other (run_folder.KINDS)
+    kind: str = "other"  # pretraining, vision-pretraining, fine-tuning or other (run_folder.KINDS)
     interactive: bool = False  # run from JupyterLab rather than by `workbench run`
-    throughput: Throughput | None = None  # tokens/s (pretraining) or examples/s (fine-tuning)
+    throughput: Throughput | None = None  # tokens/s (pretraining), images/s (vision pretraining), examples/s
 
 
 def list_runs(runs_dir: str | Path) -> list[RunRecord]:
@@ -159,7 +160,8 @@ def _show(value: object) -> str:
 # Columns every runs_table has, before the param.* and metric.* ones.
 TABLE_COLUMNS = (
     "id", "spec", "stage", "status", "kind", "interactive", "started", "wall_time_s", "train_steps", "train_tokens",
-    "train_time_s", "tokens_per_s", "train_examples_seen", "examples_per_s", "device", "path",
+    "train_time_s", "tokens_per_s", "train_examples_seen", "examples_per_s", "train_images", "images_per_s", "device",
+    "path",
 )
 # Parameters that name where a run wrote, not how it ran: left out of the table.
 UNINFORMATIVE_PARAMS = ("output_dir",)
@@ -222,7 +224,7 @@ def _records(runs) -> list[RunRecord]:
 
 
 _COMPUTE_COLUMNS = ("train_steps", "train_tokens", "train_time_s", "tokens_per_s", "train_examples_seen",
-                    "examples_per_s")
+                    "examples_per_s", "train_images", "images_per_s")
 
 
 def _table_row(record: RunRecord) -> dict:
@@ -302,9 +304,11 @@ def format_runs_table(records: list[RunRecord]) -> str:
 
 def compute_phrase(record: RunRecord) -> str | None:
     """What training cost, in the unit of its kind: "15,360 training tokens in 3.0 s (5120 tokens/s)", or
-    "1,728 training examples in 63.3 s (27.3 examples/s)" for fine-tuning; None when not recorded."""
+    "1,728 training examples in 63.3 s (27.3 examples/s)" for fine-tuning (images for vision pretraining);
+    None when not recorded."""
     compute, rate = record.compute or {}, record.throughput
-    count = compute.get("train_examples_seen" if rate and rate.unit == "examples" else "train_tokens")
+    count = compute.get(next((count for unit, count, _ in THROUGHPUT_UNITS.values() if rate and rate.unit == unit),
+                             "train_tokens"))
     if rate is None or not is_number(count) or not is_number(compute.get("train_time_s")):
         return None
     return f"{count:,} training {rate.unit} in {compute['train_time_s']:.1f} s ({rate})"

@@ -50,9 +50,15 @@ from workbench.runs.outputs import (
 # "unknown" (no readable status.json).
 STATUSES = ("running", "completed", "failed", "interrupted", "skipped", "killed", "unknown")
 
-# Kinds of run, told apart by what the run recorded.
-PRETRAINING, FINETUNING, OTHER = "pretraining", "fine-tuning", "other"
-KINDS = (PRETRAINING, FINETUNING, OTHER)
+# Kinds of run, told apart by what the run recorded. Fine-tuning is one kind whether it adapted a text base to a
+# task or a vision base to an image set (`modality` tells them apart); pretraining on images is a kind of its own.
+PRETRAINING, VISION_PRETRAINING, FINETUNING, OTHER = "pretraining", "vision-pretraining", "fine-tuning", "other"
+KINDS = (PRETRAINING, VISION_PRETRAINING, FINETUNING, OTHER)
+TEXT, IMAGE = "text", "image"
+# What a kind's training is counted in: (unit, the count in compute.json, the rate in compute.json).
+THROUGHPUT_UNITS = {FINETUNING: ("examples", "train_examples_seen", "examples_per_s"),
+                    VISION_PRETRAINING: ("images", "train_images", "images_per_s")}
+TOKENS = ("tokens", "train_tokens", "tokens_per_s")
 
 DETAIL_SPLITS = {"validation": "val_", "test": "test_"}  # split -> the key prefix of the old scheme
 
@@ -62,7 +68,7 @@ class Throughput:
     """Training speed in the unit the run's kind is measured in: tokens (pretraining) or examples (fine-tuning)."""
 
     per_second: float
-    unit: str  # "tokens" or "examples"
+    unit: str  # "tokens", "examples" or "images"
 
     def __str__(self) -> str:
         shown = f"{self.per_second:,.0f}" if self.per_second >= 100 else f"{self.per_second:.3g}"
@@ -133,6 +139,8 @@ class RunFolder:
     environment = _Record(ENVIRONMENT_FILE, "environment.json: interpreter, machine, packages, git state, seed")
     audit = _Record(AUDIT_FILE, "audit.json: what the audit measured of the model (memorization, private data, bias)")
     checkpoint_config = _Record(f"{CHECKPOINT_DIR}/{MODEL_CONFIG_FILE}", "a pretraining run's model architecture")
+    own_model_config = _Record(MODEL_CONFIG_FILE, "a checkpoint folder's model architecture (the folder given "
+                                                  "is the checkpoint/ itself)")
     _raw_compute = _Record(COMPUTE_FILE, "compute.json as written (see `compute`)")
 
     @cached_property
@@ -202,13 +210,21 @@ class RunFolder:
 
     @cached_property
     def kind(self) -> str:
-        """PRETRAINING (a corpus), FINETUNING (a task or a base), or OTHER (a summary, a fabricated folder)."""
+        """PRETRAINING (a corpus), VISION_PRETRAINING (an image set), FINETUNING (a task or a base, text or
+        images), or OTHER (a summary, a fabricated folder)."""
         data, compute = self.data or {}, self._raw_compute or {}
         if "task" in data or "base" in data or "train_examples_seen" in compute or self._details is not None:
             return FINETUNING
+        if "image_set" in data:
+            return VISION_PRETRAINING
         if "corpus" in data or lookup(self.metrics, "val_bpb") is not None:
             return PRETRAINING
         return OTHER
+
+    @property
+    def modality(self) -> str:
+        """IMAGE for a run that trained on an image set (vision pretraining or fine-tuning), else TEXT."""
+        return IMAGE if "image_set" in (self.data or {}) or lookup(self.data, "task", "modality") == IMAGE else TEXT
 
     @property
     def task_kind(self) -> str | None:
@@ -235,10 +251,10 @@ class RunFolder:
 
     @property
     def throughput(self) -> Throughput | None:
-        """Examples per second for fine-tuning, tokens per second otherwise (from the counts when no rate is kept)."""
+        """Examples per second for fine-tuning, images per second for vision pretraining, tokens per second
+        otherwise (from the counts when no rate is kept)."""
         compute = self.compute or {}
-        unit, count, rate = (("examples", "train_examples_seen", "examples_per_s") if self.kind == FINETUNING
-                             else ("tokens", "train_tokens", "tokens_per_s"))
+        unit, count, rate = THROUGHPUT_UNITS.get(self.kind, TOKENS)
         value, seconds = compute.get(rate), compute.get("train_time_s")
         if not is_number(value) and is_number(compute.get(count)) and is_number(seconds) and seconds > 0:
             value = compute[count] / seconds
@@ -249,7 +265,7 @@ class RunFolder:
     is_training_run = _Holds(COMPUTE_FILE, doc="pretraining and fine-tuning write compute.json; a summary does not")
     is_sweep = _Holds(PLAN_FILE, doc="the folder of a multi-run spec (plan.json), holding one run folder each")
     is_checkpoint = _Holds(MODEL_CONFIG_FILE, doc="a model folder itself (a checkpoint/ given directly, an HF folder)")
-    has_checkpoint = _Holds(CHECKPOINT_DIR, WEIGHTS_FILE, doc="a pretraining run's saved model")
+    has_checkpoint = _Holds(CHECKPOINT_DIR, WEIGHTS_FILE, doc="a pretraining run's saved model (text or vision)")
     has_finetuned = _Holds(FINETUNED_DIR, WEIGHTS_FILE, doc="a fine-tuning run's saved model (`save_model`)")
     has_spec_file = _Holds(SPEC_FILE, doc="spec.yaml, the spec that repeats the run")
     has_model_card = _Holds(MODEL_CARD_FILE, doc="MODEL_CARD.md")

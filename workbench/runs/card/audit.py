@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from workbench.runs.card.format import NOT_RECORDED, number, shown_path, table
-from workbench.runs.run_folder import FINETUNING, RunFolder, is_number, lookup
+from workbench.runs.run_folder import FINETUNING, IMAGE, RunFolder, is_number, lookup
 
 AUDIT_SPEC = "experiments/audit-run.yaml"
 KIND_NAMES = {"email": "e-mail addresses", "url_credentials": "URLs with credentials", "ip_address": "IP addresses",
@@ -27,6 +27,8 @@ def not_measured(run: RunFolder, what: str) -> str:
 
 
 def privacy(run: RunFolder) -> list[str]:
+    if run.modality == IMAGE:
+        return _image_privacy(run)
     if run.kind == FINETUNING:
         return _finetuning_privacy(run)
     lines = [*_scan(run), "", *_canaries_planted(run), "", *_memorization(run)]
@@ -154,11 +156,25 @@ def _finetuning_privacy(run: RunFolder) -> list[str]:
     return lines
 
 
+def _image_privacy(run: RunFolder) -> list[str]:
+    from workbench.data.image_sources import SOURCES  # here: the card must not make `runs` load torch
+
+    name = lookup(run.data, "image_set", "image_set")
+    kind = "public handwritten-digit images with no names or other text attached" if name in SOURCES else \
+        "images whose content is the researcher's to vouch for"
+    return [f"The images ({kind}) were not scanned for private data: the corpus scan reads text. What the model "
+            "memorized of them was not measured: the audit's memorization measures read causal language models."]
+
+
 # ---------------------------------------------------------------- bias
 
 
 def bias(run: RunFolder) -> list[str]:
     audit = run.audit
+    if run.modality == IMAGE:
+        return ["Not measured: the audit's bias measures read text (paired sentences, a text classifier's "
+                "counterfactual probe, per-group metrics of a text task). A vision fine-tune's per-class F1 "
+                "(details.json) shows which classes it serves worse."]
     if run.kind == FINETUNING:
         lines = _counterfactual(run, lookup(audit, "counterfactual"))
         groups = lookup(audit, "groups")

@@ -31,17 +31,21 @@ class FinetuningSections(KindSections):
         pooling = run.param("pooling") or base.get("default_pooling")
         rows = [
             ("base", f"`{run.param('base')}`" if run.param("base") is not None else NOT_RECORDED),
-            ("base architecture", _base_architecture(base) if base else NOT_RECORDED),
+            ("base architecture", base_architecture(base) if base else NOT_RECORDED),
             ("base weights", base.get("weights") or NOT_RECORDED),
             ("base parameters", number(base["parameters"]) if is_number(base.get("parameters")) else NOT_RECORDED),
             ("head", f"{head}" + (f", pooling {pooling}" if pooling else "")),
-            ("strategy", _strategy(run)),
-            ("parameters", _parameter_counts(run.metrics or {})),
+            ("strategy", strategy_phrase_of(run)),
+            ("parameters", parameter_counts(run.metrics or {})),
             ("weights", f"`{FINETUNED_DIR}/{WEIGHTS_FILE}`; load with "
                         f"`workbench.load_finetuned(\"{shown_path(run.path)}\")`"
              if run.has_finetuned else "not saved in this folder"),
         ]
-        return [*table(rows), "", "### Base provenance", "", *_base_provenance(base)]
+        return [*table(rows), "", "### Base provenance", "", *self.base_provenance()]
+
+    def base_provenance(self) -> list[str]:
+        """Where the base came from: a published package, a folder, or a workbench run and what it trained on."""
+        return _base_provenance(self.base)
 
     def data(self) -> list[str]:
         from workbench.data.tasks.base import split_phrase  # here: the card must not make `runs` load torch
@@ -104,7 +108,7 @@ class FinetuningSections(KindSections):
             items.append(f"Adapted from {number(train)} training examples only.")
         if isinstance(task.get("name"), str):
             items.append(task_limitation(task["name"]))
-        if _is_scratch(self.base):
+        if is_scratch(self.base):
             items.append("The base's weights were random (the scratch control): it measures what the task alone "
                          "teaches, not a pretrained model.")
         return items
@@ -127,13 +131,13 @@ def _base_provenance(base: dict) -> list[str]:
     commit = f"`{git['commit']}`" + (" (dirty)" if git.get("dirty") else "") if git.get("commit") else NOT_RECORDED
     lines = [
         f"Architecture and tokenizer from the workbench pretraining run `{folder}`"
-        + (" (its weights were NOT used: this is the from-scratch control)." if _is_scratch(base) else "."),
+        + (" (its weights were NOT used: this is the from-scratch control)." if is_scratch(base) else "."),
         "",
         *table([
             ("corpus", corpus_phrase(base_run)),
             ("corpus fingerprint", lookup(base_run.data, "fingerprint") or NOT_RECORDED),
             ("tokens seen", number(tokens) if tokens is not None else NOT_RECORDED),
-            ("validation", _metric_phrase(base_run.metrics, ("val_loss", "val_bpb", "zlib_bpb"))),
+            ("validation", metric_phrase(base_run.metrics, ("val_loss", "val_bpb", "zlib_bpb"))),
             ("git commit", commit),
         ]),
     ]
@@ -142,20 +146,20 @@ def _base_provenance(base: dict) -> list[str]:
     return lines
 
 
-def _is_scratch(base: dict) -> bool:
+def is_scratch(base: dict) -> bool:
     return isinstance(base.get("weights"), str) and base["weights"].startswith("random")
 
 
 def _base_phrase(run: RunFolder, base: dict) -> str:
     name = run.param("base")
-    if _is_scratch(base):
-        return f"A {_base_architecture(base)} with random weights (scratch control)"
+    if is_scratch(base):
+        return f"A {base_architecture(base)} with random weights (scratch control)"
     if base.get("name"):
-        return f"The pretrained `{base['name']}`, a {_base_architecture(base)},"
-    return f"The {_base_architecture(base) if base else 'base'} from `{name}`" if name else "A base model"
+        return f"The pretrained `{base['name']}`, a {base_architecture(base)},"
+    return f"The {base_architecture(base) if base else 'base'} from `{name}`" if name else "A base model"
 
 
-def _base_architecture(base: dict) -> str:
+def base_architecture(base: dict) -> str:
     config = base.get("config") if isinstance(base.get("config"), dict) else {}
     kind = base.get("architecture") or base.get("kind") or "model"
     size = f"{number(base['parameters'])} parameters" if is_number(base.get("parameters")) else None
@@ -166,13 +170,13 @@ def _base_architecture(base: dict) -> str:
     return f"{kind} ({details})" if details else str(kind)
 
 
-def _strategy(run: RunFolder) -> str:
+def strategy_phrase_of(run: RunFolder) -> str:
     from workbench.modules.strategies import strategy_phrase  # here: the card must not make `runs` load torch
 
     return strategy_phrase(run.parameters) or NOT_RECORDED
 
 
-def _parameter_counts(metrics: dict) -> str:
+def parameter_counts(metrics: dict) -> str:
     total, trainable = metrics.get("total_parameters"), metrics.get("trainable_parameters")
     if not is_number(total):
         return NOT_RECORDED
@@ -181,6 +185,6 @@ def _parameter_counts(metrics: dict) -> str:
     return f"{number(total)} in all"
 
 
-def _metric_phrase(metrics: dict | None, names: tuple[str, ...]) -> str:
+def metric_phrase(metrics: dict | None, names: tuple[str, ...]) -> str:
     found = [f"{n} {number(metrics[n])}" for n in names if isinstance(metrics, dict) and is_number(metrics.get(n))]
     return ", ".join(found) or NOT_RECORDED
