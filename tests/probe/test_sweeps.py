@@ -65,6 +65,23 @@ def test_base_labels():
     assert base_label("scratch:/x/run") == "scratch" and base_label("minilm") == "minilm"
 
 
+def test_bases_of_two_architectures_are_summarised_apart_not_pooled(tmp_path):
+    folders = []
+    for architecture in ("decoder", "encoder"):
+        checkpoint = tmp_path / architecture / "checkpoint"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "model.safetensors").write_bytes(b"")
+        (checkpoint / "config.json").write_text(json.dumps({"architecture": architecture, "config": {}}))
+        for seed, f1 in enumerate((0.5, 0.7) if architecture == "decoder" else (0.8, 0.9)):
+            for base in (str(checkpoint.parent), f"scratch:{checkpoint.parent}"):
+                folders.append(fake_run(tmp_path, f"{architecture}-{seed}-{len(folders)}", base=base,
+                                        strategy="full", label_fraction=0.1, seed=seed, f1=f1))
+    assert base_label(str(tmp_path / "encoder" / "checkpoint")) == "pretrained encoder"  # the checkpoint itself
+    summary = {s["base"]: s for s in summarise(collect_runs(folders), "test_macro_f1")}
+    assert set(summary) == {"pretrained decoder", "scratch decoder", "pretrained encoder", "scratch encoder"}
+    assert summary["pretrained encoder"]["mean"] == pytest.approx(0.85) and summary["scratch decoder"]["n"] == 2
+
+
 def test_confusion_matrix_figure_shows_row_shares_and_counts():
     from workbench.probe.confusion import confusion_matrix_figure
 

@@ -19,13 +19,21 @@ from workbench.runs.run_folder import RunFolder
 
 
 def base_label(base: str) -> str:
-    """A short name for a `base` parameter: scratch, minilm, pretrained, or the folder's name."""
-    if base.startswith("scratch:"):
-        return "scratch"
+    """A short name for a `base` parameter: scratch, minilm, pretrained, or the folder's name.
+
+    A workbench base names its architecture too ("pretrained encoder", "scratch decoder", "pretrained vit"),
+    so a sweep that compares architectures keeps them apart instead of pooling their seeds.
+    """
     if base in ("minilm", "scratch"):
         return base
-    folder = RunFolder(base)
-    return "pretrained" if folder.has_checkpoint or folder.is_checkpoint else Path(base).name
+    scratch = base.startswith("scratch:")
+    weights, source = ("scratch", base.removeprefix("scratch:")) if scratch else ("pretrained", base)
+    folder = RunFolder(source)
+    if weights == "pretrained" and not (folder.has_checkpoint or folder.is_checkpoint):
+        return Path(base).name
+    record = folder.checkpoint_config or folder.own_model_config
+    architecture = record.get("architecture") if isinstance(record, dict) else None
+    return f"{weights} {architecture}" if isinstance(architecture, str) else weights
 
 
 def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
@@ -71,7 +79,8 @@ def label_efficiency_figure(rows: list[dict], metric: str = "test_macro_f1", *, 
             error_y=dict(type="data", array=[p["std"] for p in points], visible=True),
             mode="lines+markers",
             name=f"{base} · {strategy}",
-            line=dict(dash="solid" if base == "pretrained" else "dot" if base == "scratch" else "dash"),
+            line=dict(dash="solid" if base.startswith("pretrained") else "dot" if base.startswith("scratch")
+                      else "dash"),
             customdata=[[p["n"]] for p in points],
             hovertemplate="label fraction %{x}<br>" + metric
             + " %{y:.4f} ± %{error_y.array:.4f}<br>%{customdata[0]} seed(s)",
