@@ -146,6 +146,19 @@ def test_the_probe_notebook_shows_every_view(executed):
 
 
 @pytest.mark.slow
+def test_the_probe_notebook_shows_an_encoder_through_masked_token_prediction(executed):
+    notebook = execute("probe", executed / "probe-encoder", objective="masked_lm", finetune_examples=150,
+                       finetune_epochs=1, runs_dir=str(executed / "no-runs"))
+    # No logit lens for an encoder: the fill-in playground under "Generation playground" stands for both.
+    assert missing("probe", notebook, skip=("Next token and the logit lens",)) == []
+    printed = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "masked-token accuracy" in printed and "an encoder: no next token and no logit lens" in printed
+    shown = "".join("".join(o.get("data", {}).get("text/html", "")) for cell in notebook.cells
+                    for o in cell.get("outputs", []))
+    assert 'class="wb-fill-in"' in shown and 'data-position=' in shown
+
+
+@pytest.mark.slow
 def test_the_probe_notebook_shows_every_view_of_a_hugging_face_model(executed, hf_causal_folder):
     """GPT-2 goes through the generic wrapper (a Llama would become the workbench Decoder)."""
     notebook = execute("probe", executed / "probe-gpt2", run=str(hf_causal_folder("gpt2")),
