@@ -22,8 +22,11 @@ def pretrain_vision_views(lab: LabPage, phase: str, saved: list) -> None:
     live = lab.cell(TRAINING)
     assert live.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2, "no train and validation curves"
     reconstructions = lab.cell("reconstruction_figure(")
-    # Each shown image three times (original, what the encoder saw, the reconstruction), drawn as heatmaps.
-    assert reconstructions.locator(".js-plotly-plot .heatmaplayer .hm").count() >= 3 * 4, "no reconstructions"
+    # Each shown image three times (original, what the encoder saw, the reconstruction), as image traces drawn.
+    plot = reconstructions.locator(".js-plotly-plot").first
+    traces = plot.evaluate("el => el.data.filter(t => t.type === 'image').length")
+    assert traces >= 3 * 4 and traces % 3 == 0, f"{traces} image traces: not three rows of reconstructions"
+    assert plot.locator("image").count() >= traces, "the reconstructions' images are not drawn"
     lab.screenshot(live, f"pretrain-vision-live-curves-{phase}", saved)
     lab.screenshot(reconstructions, f"pretrain-vision-reconstructions-{phase}", saved)
 
@@ -41,7 +44,9 @@ def finetune_vision_views(lab: LabPage, phase: str, saved: list) -> None:
     title = attention.locator(".js-plotly-plot .gtitle").first
     layer = attention.locator(".widget-slider").filter(has_text="layer")
     start = int(layer.locator(".widget-readout").first.inner_text().strip())
-    assert title.text_content().startswith(f"layer {start},"), title.text_content()
+    assert title.text_content() == f"layer {start}, mean of heads, query class token", title.text_content()
+    shown = attention.locator("select").evaluate_all("els => els.map(e => e.options[e.selectedIndex]?.text)")
+    assert shown == ["mean of heads", "class token"], f"the dropdowns show {shown}"
     lab.screenshot(attention, f"finetune-vision-patch-attention-{phase}", saved)
     layer.locator(".noUi-handle, input[type=range]").first.focus()
     page.keyboard.press("ArrowLeft")  # the last layer is shown first

@@ -63,6 +63,9 @@ def test_the_attention_figure_lays_the_map_over_the_image_and_outlines_the_query
 def test_the_attention_widget_redraws_for_another_query():
     images, pixels = digits(3)
     widget = PatchAttentionWidget(tiny_vit(), images, pixels)
+    # The summary choices are selected, not blank: a Dropdown value of None would read as no selection.
+    assert (widget.head.label, widget.query.label) == ("mean of heads", "class token")
+    assert "None" not in widget.figure.layout.title.text
     before = np.asarray(widget.figure.data[1].z).copy()
     widget.query.value = 3
     assert not np.allclose(np.asarray(widget.figure.data[1].z), before)

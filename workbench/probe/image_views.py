@@ -102,6 +102,9 @@ def patch_attention_figure(image, attention: np.ndarray, *, title: str = "attent
     return figure
 
 
+ALL = -1  # the dropdowns' "mean of heads" and "class token" (or "mean of patches")
+
+
 class PatchAttentionWidget(widgets.VBox):
     """Pick an image, a layer, a head and a query (the class token or a patch): its attention on the image."""
 
@@ -114,20 +117,23 @@ class PatchAttentionWidget(widgets.VBox):
                                        continuous_update=False)
         self.layer = widgets.IntSlider(len(vit.blocks) - 1, 0, len(vit.blocks) - 1, description="layer",
                                        style=LABELS, continuous_update=False)
-        self.head = widgets.Dropdown(options=[("mean of heads", None)] + [(str(h), h) for h in range(config.n_head)],
-                                     value=None, description="head", style=LABELS)
+        # ALL, not None, for the summary choices: a Dropdown reads the value None as "nothing selected", so the
+        # browser would show an empty box and the label None.
+        self.head = widgets.Dropdown(options=[("mean of heads", ALL)] + [(str(h), h) for h in range(config.n_head)],
+                                     value=ALL, description="head", style=LABELS)
         first = "class token" if config.num_prefix_tokens else "mean of patches"
-        self.query = widgets.Dropdown(options=[(first, None)] + [(f"patch {p}", p) for p in range(config.num_patches)],
-                                      value=None, description="query", style=LABELS)
+        self.query = widgets.Dropdown(options=[(first, ALL)] + [(f"patch {p}", p) for p in range(config.num_patches)],
+                                      value=ALL, description="query", style=LABELS)
         self.figure = FigureWidget(self._figure())
         for control in (self.image, self.layer, self.head, self.query):
             control.observe(self._redraw, names="value")
         super().__init__([widgets.HBox([self.image, self.layer]), widgets.HBox([self.head, self.query]), self.figure])
 
     def _figure(self) -> go.Figure:
+        head, query = (None if value == ALL else value for value in (self.head.value, self.query.value))
         attention = patch_attention(self.vit, self.pixels[self.image.value], layer=self.layer.value,
-                                    head=self.head.value, query=self.query.value)
-        return patch_attention_figure(self.images[self.image.value], attention, query=self.query.value,
+                                    head=head, query=query)
+        return patch_attention_figure(self.images[self.image.value], attention, query=query,
                                       title=f"layer {self.layer.value}, {self.head.label}, query {self.query.label}")
 
     def _redraw(self, change=None) -> None:
