@@ -45,7 +45,8 @@ def finetune_vision_views(lab: LabPage, phase: str, saved: list) -> None:
     layer = attention.locator(".widget-slider").filter(has_text="layer")
     start = int(layer.locator(".widget-readout").first.inner_text().strip())
     assert title.text_content() == f"layer {start}, mean of heads, query class token", title.text_content()
-    shown = attention.locator("select").evaluate_all("els => els.map(e => e.options[e.selectedIndex]?.text.replace(/\u00a0/g, " "))")
+    shown = attention.locator("select").evaluate_all(
+        "els => els.map(e => e.options[e.selectedIndex]?.text.replace(/\\u00a0/g, ' '))")
     assert shown == ["mean of heads", "class token"], f"the dropdowns show {shown}"
     lab.screenshot(attention, f"finetune-vision-patch-attention-{phase}", saved)
     layer.locator(".noUi-handle, input[type=range]").first.focus()
