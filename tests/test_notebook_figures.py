@@ -153,6 +153,7 @@ def test_the_probe_notebook_shows_an_encoder_through_masked_token_prediction(exe
     assert missing("probe", notebook, skip=("Next token and the logit lens",)) == []
     printed = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
     assert "masked-token accuracy" in printed and "an encoder: no next token and no logit lens" in printed
+    assert "EuroBertForMaskedLM from" in printed and "hidden tokens: True" in printed
     shown = "".join("".join(o.get("data", {}).get("text/html", "")) for cell in notebook.cells
                     for o in cell.get("outputs", []))
     assert 'class="wb-fill-in"' in shown and 'data-position=' in shown

@@ -7,6 +7,12 @@
       tokenizer.json, tokenizer_config.json   a fast tokenizer giving the workbench's ids
       README.md                  a Hugging Face model card built from the run's records
 
+    OUT/                         a masked-LM pretraining run (an Encoder)
+      config.json                EuroBertConfig (interop/eurobert.py: Llama's fields plus the mask token)
+      model.safetensors          the weights under Llama's names, for EuroBertForMaskedLM
+      tokenizer.json, ...        the fast tokenizer, with "<mask>" at the encoder's mask id
+      README.md
+
     OUT/                         a causal-LM fine-tune of a Hugging Face base of another family (GPT-2,
                                  Qwen2, ...): that family's own architecture, written by save_pretrained
 
@@ -32,7 +38,7 @@ from typing import Any
 import safetensors.torch
 
 from workbench.errors import RequestError
-from workbench.interop import llama
+from workbench.interop import eurobert, llama
 from workbench.interop.hf_card import hub_model_card
 from workbench.interop.llama import ExportError
 
@@ -46,7 +52,8 @@ class ExportPlan:
 
     run: Any  # RunFolder, or None for a bare checkpoint folder
     source: Path
-    kind: str  # "model" (a Decoder as Llama), "native" (a Hugging Face model as itself) or "adapter"
+    kind: str  # "model" (a Decoder as Llama), "masked_lm" (an Encoder as EuroBERT), "native" (a Hugging Face
+    # model as itself) or "adapter"
     model: Any  # the Decoder or HFCausalLM to write (merged); for an adapter, the base's Decoder
     tokenizer: Any
     adapter: dict | None = None  # the LoRA record and tensors of an adapter export
@@ -64,7 +71,8 @@ def export(run: str | os.PathLike, out: str | os.PathLike, *, adapter: bool = Fa
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        {"adapter": _write_adapter, "native": _write_native, "model": _write_model}[plan.kind](plan, partial)
+        {"adapter": _write_adapter, "native": _write_native, "model": _write_model,
+         "masked_lm": _write_masked_lm}[plan.kind](plan, partial)
         (partial / "README.md").write_text(hub_model_card(plan), encoding="utf-8")
     except BaseException as error:
         raise ExportError(f"the export stopped part-way ({error}); what it wrote is in {partial}") from error
@@ -95,9 +103,13 @@ def plan_export(run: str | os.PathLike, *, adapter: bool = False) -> ExportPlan:
     if "architecture" not in record:
         raise ExportError(f"{directory} is already a Hugging Face model folder (its config has no workbench "
                           "'architecture'); there is nothing to convert")
+    if record["architecture"] not in ("decoder", "encoder"):
+        raise ExportError(f"{source} holds a workbench {record['architecture']!r} model; the export writes text "
+                          "models (a decoder as LlamaForCausalLM, an encoder as EuroBertForMaskedLM)")
     decoder, tokenizer = load_pretrained(directory)
     llama.llama_config_values(decoder.config)  # refuses a setting Llama cannot express
-    return ExportPlan(folder if folder.metrics is not None else None, source, "model", decoder, tokenizer)
+    kind = "masked_lm" if record["architecture"] == "encoder" else "model"
+    return ExportPlan(folder if folder.metrics is not None else None, source, kind, decoder, tokenizer)
 
 
 def _plan_finetuned(folder, adapter: bool) -> ExportPlan:
@@ -159,6 +171,21 @@ def _write_model(plan: ExportPlan, directory: Path) -> None:
     from workbench.interop.tokenizer import save_hf_tokenizer
 
     save_hf_tokenizer(plan.tokenizer, directory, model_max_length=config.block_size)
+
+
+def _write_masked_lm(plan: ExportPlan, directory: Path) -> None:
+    """An Encoder as EuroBertForMaskedLM, its tokenizer with the mask token at the encoder's mask id."""
+    from transformers import EuroBertConfig
+
+    from workbench.interop.tokenizer import save_hf_tokenizer
+
+    config = plan.model.config
+    EuroBertConfig(**eurobert.eurobert_config_values(config), architectures=[eurobert.ARCHITECTURE],
+                   dtype="float32").save_pretrained(directory)
+    tensors = llama.to_llama_state(plan.model.state_dict(), config)
+    safetensors.torch.save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    save_hf_tokenizer(plan.tokenizer, directory, model_max_length=config.block_size,
+                      mask=(eurobert.MASK_TOKEN, config.mask_token_id))
 
 
 def _write_native(plan: ExportPlan, directory: Path) -> None:

@@ -17,6 +17,7 @@ METRICS = {
     "val_ppl": ("perplexity", "validation perplexity"),
     "test_loss": ("loss", "test loss"),
     "test_accuracy": ("accuracy", "test accuracy"),
+    "val_accuracy": ("accuracy", "validation masked-token accuracy"),  # a masked LM's
 }
 
 
@@ -27,8 +28,9 @@ def hub_model_card(plan) -> str:
     facts = _facts(plan)
     data = ModelCardData(
         library_name="peft" if plan.kind == "adapter" else "transformers",
-        pipeline_tag="text-generation",
-        tags=["workbench", facts["family"], "causal-lm", f"tokenizer-{facts['tokenizer']}"]
+        pipeline_tag=facts["task_type"],
+        tags=["workbench", facts["family"], "masked-lm" if plan.kind == "masked_lm" else "causal-lm",
+              f"tokenizer-{facts['tokenizer']}"]
         + (["lora", "adapter"] if plan.kind == "adapter" else []),
         datasets=[facts["dataset"]] if facts["dataset"] else None,
         base_model=facts["base_model"],
@@ -56,10 +58,13 @@ def _facts(plan) -> dict[str, Any]:
     if init:
         base_model = init.get("source")
     hf_config = getattr(plan.model.config, "hf_config", None)
+    masked = plan.kind == "masked_lm"
     return {
         "name": run.id if run is not None else plan.source.name,
-        "family": hf_config.model_type if hf_config is not None else "llama",
-        "architecture": type(plan.model.model).__name__ if hf_config is not None else "LlamaForCausalLM",
+        "family": hf_config.model_type if hf_config is not None else "eurobert" if masked else "llama",
+        "architecture": type(plan.model.model).__name__ if hf_config is not None
+        else "EuroBertForMaskedLM" if masked else "LlamaForCausalLM",
+        "task_type": "fill-mask" if masked else "text-generation",
         "dataset": dataset,
         "dataset_name": corpus or task.get("name") or "unknown",
         "base_model": _hub_id(base_model),
@@ -86,7 +91,7 @@ def _eval_results(facts: dict[str, Any]) -> list:
         value = facts["metrics"].get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             split = "test" if key.startswith("test_") else "validation"
-            results.append(EvalResult(task_type="text-generation", dataset_type=facts["dataset"] or "unknown",
+            results.append(EvalResult(task_type=facts["task_type"], dataset_type=facts["dataset"] or "unknown",
                                       dataset_name=facts["dataset_name"], dataset_split=split,
                                       metric_type=metric_type, metric_value=float(value), metric_name=name))
     return results
@@ -108,17 +113,26 @@ def _body(plan, facts: dict[str, Any]) -> list[str]:
             shape = (f"A {parameters / 1e6:.2f}M-parameter `{facts['architecture']}` fine-tuned by the workbench "
                      f"from `{facts['base_source']}`, in its own architecture: {config.n_layer} layers, "
                      f"width {config.d_model}, {config.block_size} positions.")
+        elif plan.kind == "masked_lm":
+            shape = (f"A {parameters / 1e6:.2f}M-parameter masked-language-model encoder trained by the workbench "
+                     f"(BERT's masking) and exported as `EuroBertForMaskedLM`: {config.n_layer} bidirectional "
+                     f"layers, {config.n_head} heads, width {config.d_model}, {config.block_size} positions; the "
+                     f"mask token is `<mask>` (id {config.mask_token_id}).")
         else:
             shape = (f"A {parameters / 1e6:.2f}M-parameter causal language model trained by the workbench and "
                      f"exported as `LlamaForCausalLM`: {config.n_layer} layers, {config.n_head} heads "
                      f"({config.kv_heads} key/value), width {config.d_model}, {config.block_size} positions, "
                      f"{'tied' if config.tie_embeddings else 'untied'} embeddings.")
-        lines += [shape + " Plain `transformers` loads it; its logits equal the workbench's to float32 rounding.", "",
-                  "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+        usage = (["```python", "from transformers import pipeline", "",
+                  'fill = pipeline("fill-mask", model="THIS_FOLDER")', 'print(fill("def add(a, b):<mask>"))', "```"]
+                 if plan.kind == "masked_lm" else
+                 ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
                   'model = AutoModelForCausalLM.from_pretrained("THIS_FOLDER")',
                   'tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")',
                   'ids = tokenizer("def ", return_tensors="pt").input_ids',
-                  "print(tokenizer.decode(model.generate(ids, max_new_tokens=50, do_sample=False)[0]))", "```"]
+                  "print(tokenizer.decode(model.generate(ids, max_new_tokens=50, do_sample=False)[0]))", "```"])
+        lines += [shape + " Plain `transformers` loads it; its logits equal the workbench's to float32 rounding.", "",
+                  *usage]
     lines += ["", "## Metrics", ""]
     rows = [(name, facts["metrics"][key]) for key, (_, name) in METRICS.items()
             if isinstance(facts["metrics"].get(key), (int, float))]

@@ -3,7 +3,8 @@
 `compare_with_transformers` loads a Hugging Face folder the way any user of it would
 (`AutoModelForCausalLM`, `AutoTokenizer`, `pipeline("text-generation")`), generates greedily
 from a prompt, and sets the result beside the workbench model's own greedy generation and
-logits on the same ids.
+logits on the same ids. `compare_masked_lm_with_transformers` does the same for an encoder's export
+(`AutoModelForMaskedLM`): its guesses at hidden tokens against the workbench's.
 """
 
 from __future__ import annotations
@@ -49,5 +50,35 @@ def compare_with_transformers(model, tokenizer, folder: str | os.PathLike, promp
         "same_tokens": ours == theirs,
         "new_tokens": len(ours) - len(ids),
         "max_logit_difference": difference,
+        "architecture": type(hf_model).__name__,
+    }
+
+
+def compare_masked_lm_with_transformers(model, tokenizer, folder: str | os.PathLike, text: str, *,
+                                        rate: float = 0.15, seed: int = 0) -> dict[str, Any]:
+    """An encoder's export read back: `text` with `rate` of its tokens hidden (the fill-in view's choice), the
+    workbench's and `pipeline("fill-mask")`'s model's guesses there, and the largest logit difference."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from workbench.probe.fill_in import hidden_positions
+
+    folder = str(Path(folder))
+    with quiet_loading():
+        hf_model = AutoModelForMaskedLM.from_pretrained(folder, dtype=torch.float32).eval()
+    hf_tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer.encode(text)[: model.config.block_size]
+    positions = hidden_positions(len(ids), rate, seed)
+    masked = torch.tensor([ids])
+    masked[0, positions] = hf_tokenizer.mask_token_id
+    with torch.no_grad():
+        ours, theirs = model(masked).logits.float(), hf_model(input_ids=masked).logits.float()
+    guesses = [ours[0, p].argmax().item() for p in positions], [theirs[0, p].argmax().item() for p in positions]
+    return {
+        "text": text,
+        "hidden": len(positions),
+        "same_guesses": guesses[0] == guesses[1],
+        "right": sum(guess == ids[p] for guess, p in zip(guesses[1], positions, strict=True)),
+        "mask_token": hf_tokenizer.mask_token,
+        "max_logit_difference": (ours - theirs).abs().max().item(),
         "architecture": type(hf_model).__name__,
     }

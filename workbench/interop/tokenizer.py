@@ -51,12 +51,15 @@ def to_hf_backend(tokenizer: Tokenizer) -> hf.Tokenizer:
 
 
 def save_hf_tokenizer(
-    tokenizer: Tokenizer, directory: str | os.PathLike, *, model_max_length: int | None = None
+    tokenizer: Tokenizer, directory: str | os.PathLike, *, model_max_length: int | None = None,
+    mask: tuple[str, int] | None = None,
 ) -> list[Path]:
     """Write a Hugging Face fast tokenizer (tokenizer.json, tokenizer_config.json) into `directory`.
 
     `model_max_length` is the model's block size, so transformers warns about longer inputs;
-    unset, transformers writes its "no limit" sentinel. Returns the files written.
+    unset, transformers writes its "no limit" sentinel. `mask` (text, id) adds a masked LM's mask
+    token, which must land on the id the model was trained with (the one after the tokenizer's own).
+    Returns the files written.
     """
     import transformers  # heavy; only export needs it
 
@@ -68,6 +71,13 @@ def save_hf_tokenizer(
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=to_hf_backend(tokenizer), **_special_tokens(tokenizer), **options
     )
+    if mask is not None:
+        text, wanted = mask
+        fast.add_special_tokens({"mask_token": text})
+        if fast.mask_token_id != wanted:
+            raise TokenizerError(f"the mask token {text!r} landed on id {fast.mask_token_id}, not the model's "
+                                 f"mask id {wanted}: the tokenizer's {len(fast) - 1} ids do not end where the "
+                                 "model's vocabulary does")
     Path(directory).mkdir(parents=True, exist_ok=True)
     return [Path(p) for p in fast.save_pretrained(str(directory))]
 
