@@ -6,7 +6,8 @@ import torch
 
 from workbench.data import build_tokenizer
 from workbench.models import Encoder, EncoderConfig
-from workbench.probe.fill_in import FillInPlayground, fill_in, fill_in_html, hidden_positions, masked_guesses
+from workbench.models.encoder import hidden_positions
+from workbench.probe.fill_in import FillInPlayground, fill_in, fill_in_html, masked_guesses
 
 TEXT = "def add(a, b):\n    return a + b\n"
 

@@ -60,7 +60,7 @@ def compare_masked_lm_with_transformers(model, tokenizer, folder: str | os.PathL
     workbench's and `pipeline("fill-mask")`'s model's guesses there, and the largest logit difference."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from workbench.probe.fill_in import hidden_positions
+    from workbench.models.encoder import hidden_positions
 
     folder = str(Path(folder))
     with quiet_loading():

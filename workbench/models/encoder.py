@@ -80,3 +80,14 @@ def fill_masks(encoder: Encoder, idx: torch.Tensor, top_k: int = 5) -> tuple[tor
     probabilities = logits.softmax(-1)
     top = probabilities.topk(top_k, dim=-1)
     return top.indices, top.values
+
+
+def hidden_positions(length: int, rate: float, seed: int) -> list[int]:
+    """`rate` of `length` positions (at least one), drawn from `seed`: the same text and seed hide the same ones."""
+    if length < 1:
+        raise ValueError("the text is empty: give at least one character to hide and predict")
+    if not 0 < rate <= 1:
+        raise ValueError(f"rate must be in (0, 1], got {rate!r}")
+    count = min(length, max(1, round(rate * length)))
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(length, generator=generator)[:count].tolist())

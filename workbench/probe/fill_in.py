@@ -15,7 +15,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
-from workbench.models.encoder import Encoder, fill_masks
+from workbench.models.encoder import Encoder, fill_masks, hidden_positions
 from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.tokens import probability_colour, span, token_label
 
@@ -31,17 +31,6 @@ class FilledIn:
     def __str__(self) -> str:
         return (f"text:   {self.text!r}\nmasked: {self.masked!r}\nfilled: {self.filled!r}\n"
                 f"{self.right} of {len(self.positions)} hidden tokens predicted exactly")
-
-
-def hidden_positions(length: int, rate: float, seed: int) -> list[int]:
-    """`rate` of `length` positions (at least one), drawn from `seed`: the same text and seed hide the same ones."""
-    if length < 1:
-        raise ValueError("the text is empty: give at least one character to hide and predict")
-    if not 0 < rate <= 1:
-        raise ValueError(f"rate must be in (0, 1], got {rate!r}")
-    count = min(length, max(1, round(rate * length)))
-    generator = torch.Generator().manual_seed(seed)
-    return sorted(torch.randperm(length, generator=generator)[:count].tolist())
 
 
 @torch.no_grad()
