@@ -15,7 +15,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
-from workbench.models.encoder import Encoder, fill_masks, hidden_positions
+from workbench.models.encoder import Encoder, hidden_positions
 from workbench.probe.figure_widget import FigureWidget
 from workbench.probe.tokens import probability_colour, span, token_label
 
@@ -65,17 +65,13 @@ def masked_guesses(model: Encoder, tokenizer, text: str, *, rate: float = 0.15, 
 def fill_in(model: Encoder, tokenizer, text: str, *, rate: float = 0.15, seed: int = 0,
             blank: str = "_") -> FilledIn:
     """Hide `rate` of `text`'s tokens (seeded, at least one) behind the mask token and fill each with the top guess."""
-    ids = tokenizer.encode(text)[: model.config.block_size]
-    positions = hidden_positions(len(ids), rate, seed)
-    device = next(model.parameters()).device
-    masked = torch.tensor([ids], device=device)
-    masked[0, positions] = model.config.mask_token_id
-    top, _ = fill_masks(model, masked, top_k=1)
-    guesses = {p: int(top[0, p, 0]) for p in positions}
-    filled = [guesses.get(i, token) for i, token in enumerate(ids)]
-    pieces = [blank if i in guesses else tokenizer.decode([token]) for i, token in enumerate(ids)]
-    return FilledIn(tokenizer.decode(ids), "".join(pieces), tokenizer.decode(filled), positions,
-                    sum(guesses[p] == ids[p] for p in positions))
+    rows = masked_guesses(model, tokenizer, text, rate=rate, seed=seed, k=1)
+    ids = [row["id"] for row in rows]
+    filled = [row["guess"] if row["hidden"] else row["id"] for row in rows]
+    masked = "".join(blank if row["hidden"] else row["token"] for row in rows)
+    hidden = [row for row in rows if row["hidden"]]
+    return FilledIn(tokenizer.decode(ids), masked, tokenizer.decode(filled), [row["position"] for row in hidden],
+                    sum(row["guess"] == row["id"] for row in hidden))
 
 
 def fill_in_html(rows: list[dict]) -> str:
