@@ -107,13 +107,27 @@ class PretrainDataModule(L.LightningDataModule):
                 f"the train split has {len(self.train_blocks)} blocks of {self.block_size} tokens, "
                 f"fewer than one batch of {self.batch_size}; lower batch_size or block_size, or use more data"
             )
-        sampler = ShuffledBatches(len(self.train_blocks), self.batch_size, seed=self.seed, start=self.batches_served)
+        rank, world = self._rank_and_world()
+        if len(self.train_blocks) < self.batch_size * world:
+            raise RequestError(
+                f"the train split has {len(self.train_blocks)} blocks of {self.block_size} tokens, fewer than one "
+                f"global batch of {self.batch_size} x {world} processes; lower batch_size or block_size, or use "
+                "more data"
+            )
+        sampler = ShuffledBatches(len(self.train_blocks), self.batch_size, seed=self.seed, start=self.batches_served,
+                                  rank=rank, world=world)
         return _loader(self.train_blocks, sampler)
 
     def val_dataloader(self) -> DataLoader:
         self._require_setup()
-        sampler = EvaluationBatches(len(self.val_blocks), self.batch_size)
+        rank, world = self._rank_and_world()
+        sampler = EvaluationBatches(len(self.val_blocks), self.batch_size, rank=rank, world=world)
         return _loader(self.val_blocks, sampler)
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        """This process's share of each global batch: (its rank, the number of processes) in the Trainer's run."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
     def state_dict(self) -> dict:
         """Saved in Lightning checkpoints: how many training batches the run has consumed.
@@ -182,25 +196,32 @@ class ShuffledBatches(Sampler):
     (microseconds each) and continues mid-epoch exactly where it stopped.
     The first iteration serves the rest of the epoch `start` falls in; later
     iterations serve whole epochs, as Lightning expects of a resumed epoch.
+
+    With `world` processes, every rank draws the same permutation and cuts the
+    same global batches of batch_size x world; rank r takes the r-th slice of
+    each. The processes together see what one process at the global batch sees.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0, *, rank: int = 0, world: int = 1):
         if start < 0:
             raise RequestError(f"start must be >= 0, got {start}")
-        self.n, self.batch_size = n, batch_size
+        if not 0 <= rank < world:
+            raise RequestError(f"rank must be in [0, {world}), got {rank}")
+        self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
         self.generator = torch.Generator().manual_seed(seed)
         epochs_done, self._offset = divmod(start, len(self)) if len(self) else (0, 0)
         for _ in range(epochs_done):
             torch.randperm(self.n, generator=self.generator)
 
     def __len__(self) -> int:
-        return self.n // self.batch_size  # drop_last: every batch is full
+        return self.n // (self.batch_size * self.world)  # drop_last: every batch is full
 
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator)
-        batches = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
+        width = self.batch_size * self.world
+        batches = order[: len(self) * width].view(len(self), width)
         offset, self._offset = self._offset, 0
-        yield from batches[offset:]
+        yield from batches[offset:, self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
 
 
 class EvaluationBatches(Sampler):
@@ -210,19 +231,30 @@ class EvaluationBatches(Sampler):
     from a handful of files. Shuffling once, with a constant seed, makes any
     prefix (a periodic evaluation limited to a few batches) a fair sample of
     the whole split, and the same sample for every run and training seed.
+
+    With `world` processes, global batches of batch_size x world are cut from the
+    order and rank r evaluates the r-th slice of each: N batches on every rank
+    read the blocks one process reads in N batches of the global size. A rank
+    whose slice of the short last batch is empty skips it.
     """
 
     ORDER_SEED = 0
 
-    def __init__(self, n: int, batch_size: int):
-        self.n, self.batch_size = n, batch_size
+    def __init__(self, n: int, batch_size: int, *, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
         self.order = torch.randperm(n, generator=torch.Generator().manual_seed(self.ORDER_SEED))
 
+    def _slices(self) -> list[torch.Tensor]:
+        own = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        return [piece for batch in self.order.split(self.batch_size * self.world) if len(piece := batch[own])]
+
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        if self.world == 1:
+            return math.ceil(self.n / self.batch_size)
+        return len(self._slices())
 
     def __iter__(self):
-        yield from self.order.split(self.batch_size)
+        yield from self._slices()
 
 
 def _loader(blocks: torch.Tensor, sampler: Sampler) -> DataLoader:

@@ -96,6 +96,11 @@ class PretrainModule(ClipsGlobalNorm, L.LightningModule):
         step = self.global_step + 1  # the optimizer step this batch completes
         return step % self.log_every_n_steps == 0 or step == self.trainer.max_steps
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        """(this process's rank, the processes training): (0, 1) outside a Trainer, as in a unit test."""
+        trainer = self._trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx).logits
 
@@ -124,10 +129,14 @@ class PretrainModule(ClipsGlobalNorm, L.LightningModule):
         generator = None
         if self.objective == MASKED_LM:  # a mask per micro-batch, from the seed and its position in the run
             accumulate = self.trainer.accumulate_grad_batches
-            generator = step_generator(self.seed, self.global_step * accumulate + batch_idx % accumulate)
+            rank, world = self._rank_and_world()
+            micro_batch = self.global_step * accumulate + batch_idx % accumulate
+            generator = step_generator(self.seed, micro_batch * world + rank)
         loss, _, _ = self.loss_on(batch, generator)
         if self.logs_step_metrics():
-            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+            # Averaged over the processes' equal shares: the loss of the global batch, as one process would log it.
+            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True,
+                     sync_dist=self._rank_and_world()[1] > 1)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -146,13 +155,21 @@ class PretrainModule(ClipsGlobalNorm, L.LightningModule):
         self._val_count += int(count)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_count:
+        # Each process evaluated its share of the blocks: sum the token losses and counts over all of them.
+        count = torch.tensor(self._val_count, dtype=torch.float64, device=self.device)  # exact past 2**24 tokens
+        if self._rank_and_world()[1] > 1:
+            reduce = self.trainer.strategy.reduce
+            total, correct, count = (reduce(value, reduce_op="sum") for value in (self._val_sum, self._val_correct,
+                                                                                   count))
+        else:
+            total, correct = self._val_sum, self._val_correct
+        if not count:
             return
-        val_loss = self._val_sum / self._val_count
+        val_loss = (total / count).float()
         self.log("val_loss", val_loss, prog_bar=True)
         self.log("val_ppl", val_loss.exp())
         if self.objective == MASKED_LM:
-            self.log("val_accuracy", self._val_correct / self._val_count)  # of the masked-out tokens
+            self.log("val_accuracy", (correct / count).float())  # of the masked-out tokens
         elif self.bytes_per_token:
             self.log("val_bpb", val_loss / (math.log(2) * self.bytes_per_token))
 

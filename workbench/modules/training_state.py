@@ -64,8 +64,12 @@ class TrainingState(L.Callback):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> Path:
-        with atomic_write(self.path) as temporary:
-            trainer.save_checkpoint(temporary)
+        """Every process calls this (saving is collective); rank 0 alone writes the file."""
+        if trainer.is_global_zero:
+            with atomic_write(self.path) as temporary:
+                trainer.save_checkpoint(temporary)
+        else:
+            trainer.save_checkpoint(self.path)  # writes nothing off rank 0; waits for rank 0 to finish writing
         self.saves += 1
         return self.path
 
