@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   workbench run experiments/finetune-quick.yaml --jobs 2   a pipeline, two runs at a time
   workbench run SPEC --dry-run                             print the expanded runs, execute nothing
   workbench run SPEC --resume                              continue the spec's newest folder after a kill
+  workbench run experiments/pretrain.yaml --devices 2      train on 2 processes (DDP; gloo on CPU)
   workbench runs --spec finetune-quick --status completed  list runs, filtered
   workbench sync-notebooks                                 re-render parameters cells from the settings
   workbench export experiments/runs/<run-id> OUT           the run's model as a Hugging Face folder
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a spec parameter; VALUE is read as YAML, so max_steps=10 is an int (repeatable)",
     )
+    run.add_argument("--devices", type=int, metavar="N",
+                     help="train on N processes per node (GPUs, or CPU processes): -p devices=N")
+    run.add_argument("--num-nodes", type=int, metavar="N",
+                     help="machines, each running this command under torchrun or srun: -p num_nodes=N")
     shown = run.add_mutually_exclusive_group()
     shown.add_argument("--quiet", action="store_true", help="show neither progress nor the notebook's output")
     shown.add_argument("-v", "--verbose", action="store_true",
@@ -176,6 +181,8 @@ def _sync_notebooks(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    scale = {k: v for k, v in (("devices", args.devices), ("num_nodes", args.num_nodes)) if v is not None}
+    args.param = [*args.param, *scale.items()]
     try:
         if args.dry_run:
             print(format_plan(dry_run(args.spec, runs_dir=args.runs_dir, overrides=dict(args.param))))

@@ -9,6 +9,8 @@ OBJECTIVES = (CAUSAL_LM, MASKED_LM)  # a decoder predicts the next token, an enc
 STRATEGIES = ("full", "linear_probe", "gradual_unfreeze", "lora")
 PRECISIONS = ("32-true", "bf16-mixed")
 PRETRAIN_PRECISIONS = (*PRECISIONS, "auto")  # auto: measured per model and batch shape (modules/precision.py)
+# How several processes share training (modules/distributed.py): auto is DDP when there are several, else none.
+DISTRIBUTED_STRATEGIES = ("auto", "ddp", "fsdp")
 OPTIMIZERS = ("adamw", "muon")  # muon: Muon on the hidden matrices, AdamW on the rest (modules/optim.py)
 MINILM, SCRATCH = "minilm", "scratch:"  # a base that is a name (base_model.py loads it), the fresh-weights prefix
 NAMED_BASES = (MINILM,)

@@ -22,6 +22,7 @@ from workbench.data.tokenizers import Tokenizer
 from workbench.errors import RequestError
 from workbench.models import Decoder
 from workbench.modules.choices import MASKED_LM
+from workbench.modules.distributed import Scale, launched_rank, local_ranks
 from workbench.modules.initial_model import InitialModel, initial_model
 from workbench.modules.precision import PrecisionChoice, choose_precision
 from workbench.modules.precision_memory import remembered_choice
@@ -77,7 +78,8 @@ def _trainer(settings: PretrainSettings, callbacks: list[L.Callback], precision:
         limit_val_batches=settings.eval_batches,
     )
     return make_trainer(
-        precision=precision, callbacks=callbacks, grad_clip=settings.grad_clip, **{**loop, **overrides}
+        precision=precision, callbacks=callbacks, grad_clip=settings.grad_clip, scale=Scale.of(settings),
+        **{**loop, **overrides}
     )
 
 
@@ -116,6 +118,7 @@ def pretrain(
     callbacks: list[L.Callback] = (),
     printer: Callable[[str], None] | None = print,
     state_dir: str | os.PathLike | None = None,
+    decided_precision: dict[str, Any] | None = None,
 ) -> PretrainOutcome:
     """Seed, build data and model, fit, evaluate on the validation split.
 
@@ -123,9 +126,17 @@ def pretrain(
     `settings.checkpoint_every` steps and at the end; if that folder already
     holds a state saved under the same settings, training resumes from it and
     ends with the same weights and metrics as a run that never stopped.
+
+    With `devices` > 1 and no launcher around it, this process becomes rank 0 and
+    starts the other ranks (modules/distributed.py); `decided_precision` is how rank 0
+    hands them precision auto's measured choice, so every rank trains in the same one.
     """
     if isinstance(settings, dict):
         settings = PretrainSettings.from_dict(settings)
+    scale = Scale.of(settings)
+    scale.check()  # before any data is read
+    if launched_rank() != 0:
+        printer = None  # rank 0 speaks for the run
     resume = resumable_state(state_dir, settings.identity(), defaults(PretrainSettings)) if state_dir else None
     started = time.perf_counter()
     quiet_lightning()
@@ -155,9 +166,12 @@ def pretrain(
             f"{tokenizer.kind} tokenizer ({tokenizer.vocab_size} ids), "
             f"{datamodule.train_blocks.shape[0]} training blocks of {settings.block_size} tokens"
         )
-    tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate_grad_batches
+    tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate_grad_batches * scale.world_size
+    if printer and scale.world_size > 1:
+        printer(scale.describe_batch(settings.batch_size, settings.accumulate_grad_batches, settings.block_size))
     recorder = TrainingRecorder(tokens_per_step, every_n_steps=sample_every(settings), printer=printer)
-    saved_choice = saved_precision_choice(resume[0]) if resume and settings.precision == "auto" else None
+    saved_choice = decided_precision or (
+        saved_precision_choice(resume[0]) if resume and settings.precision == "auto" else None)
     # A resumed run keeps the first attempt's choice: a new measurement could flip it and end elsewhere.
     choice = PrecisionChoice.from_record(saved_choice) if saved_choice else precision_choice(settings, module,
                                                                                               datamodule)
@@ -173,13 +187,15 @@ def pretrain(
                 else "")
         printer(f"precision auto: {choice.precision}{kept} ({choice.reason})")
     precision = choice.precision if choice else settings.precision
-    trainer = _trainer(settings, [recorder, *callbacks], precision)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume[0] if resume else None, weights_only=True)
-
-    final_batches = settings.final_eval_batches if settings.final_eval_batches is not None else 1.0
-    evaluation = _trainer(settings, [], precision, limit_val_batches=final_batches).validate(
-        module, datamodule=datamodule, verbose=False
-    )[0]
+    worker_job = {"recipe": "pretrain", "settings": asdict(settings), "state_dir": str(state_dir) if state_dir else None,
+                  "decided_precision": choice.record() if choice else None}
+    with local_ranks(scale, worker_job):  # ranks 1.. of a run nobody launched, started here
+        trainer = _trainer(settings, [recorder, *callbacks], precision)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume[0] if resume else None, weights_only=True)
+        final_batches = settings.final_eval_batches if settings.final_eval_batches is not None else 1.0
+        evaluation = _trainer(settings, [], precision, limit_val_batches=final_batches).validate(
+            module, datamodule=datamodule, verbose=False
+        )[0]
     last_train = [row["train_loss"] for row in recorder.history if "train_loss" in row]
     metrics = {
         "val_loss": evaluation["val_loss"],
@@ -194,6 +210,7 @@ def pretrain(
         "zlib_bpb": zlib_bits_per_byte(datamodule.corpus["validation"]["text"]),
     }
     compute = recorder.compute_record(started=started, device=str(module.device), precision=precision)
+    compute["distributed"] = scale.record(settings.batch_size, settings.accumulate_grad_batches)
     if choice:
         compute["precision_choice"] = choice.record()
     described = datamodule.describe()

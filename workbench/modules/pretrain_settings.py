@@ -15,6 +15,7 @@ from workbench.errors import RequestError
 from workbench.models.config import PRESETS, DecoderConfig
 from workbench.modules.choices import CAUSAL_LM, HUB_PREFIX, MASKED_LM, OBJECTIVES, OPTIMIZERS, PRETRAIN_PRECISIONS
 from workbench.modules.optim import OptimConfig
+from workbench.modules.scale_settings import devices_setting, distributed_strategy_setting, num_nodes_setting
 from workbench.settings import Settings, setting
 
 RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches")  # neither changes the trained weights
@@ -51,7 +52,7 @@ class PretrainSettings(Settings):
     block_size: int = setting(128, "tokens per training sequence", minimum=1)
     dropout: float = setting(0.0, "", minimum=0, below=1)
     model_overrides: dict[str, Any] = setting({}, "any DecoderConfig field over the preset, e.g. {n_layer: 3}")
-    batch_size: int = setting(16, "sequences per batch", minimum=1, section="optimisation")
+    batch_size: int = setting(16, "sequences per batch on each device", minimum=1, section="optimisation")
     accumulate_grad_batches: int = setting(1, "batches per optimizer step: a larger batch in the same memory",
                                            minimum=1)
     max_steps: int = setting(150, "optimizer steps", minimum=1)
@@ -74,6 +75,9 @@ class PretrainSettings(Settings):
                             section="speed (neither changes what is learned)")
     activation_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
                                              "~1/3 more compute")
+    devices: int = devices_setting()
+    num_nodes: int = num_nodes_setting()
+    distributed_strategy: str = distributed_strategy_setting()
     eval_every: int = setting(50, "steps between periodic evaluations", minimum=1, section="evaluation")
     eval_batches: int = setting(10, "validation batches per periodic evaluation", minimum=1)
     final_eval_batches: int | None = setting(None, "validation batches of the final evaluation; None = the whole "

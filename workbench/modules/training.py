@@ -14,6 +14,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from workbench.modules.distributed import Scale
+
 
 def quiet_lightning(*, modules_in_eval: bool = False) -> None:
     """Keep Lightning's banners (accelerator lines, tips) out of notebook outputs; warnings still show.
@@ -21,26 +23,36 @@ def quiet_lightning(*, modules_in_eval: bool = False) -> None:
     `modules_in_eval`: the run keeps part of the model in eval mode on purpose (a
     frozen base), so Lightning's "Found N module(s) in eval mode" is not news.
     """
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for name in ("lightning.pytorch", "lightning.fabric"):  # fabric: "Initializing distributed: ..."
+        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # The datamodule restores the data stream's position itself (its state_dict), so mid-epoch resume is exact.
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
+    # The recipes reduce epoch-level metrics over processes themselves (sums of token losses, not means of means).
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val_")
     if modules_in_eval:
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 def make_trainer(
-    *, precision: str, callbacks: list[L.Callback], grad_clip: float | None = None, **loop: Any
+    *, precision: str, callbacks: list[L.Callback], grad_clip: float | None = None, scale: Scale | None = None,
+    **loop: Any
 ) -> L.Trainer:
     """The Trainer every recipe trains and evaluates with; `loop` sets its length and evaluation cadence.
 
-    One device; no logger, checkpoints, progress bar or model summary, because
-    the recorder, the run folder and the training state do those jobs; no
-    sanity validation, which would only repeat the first evaluation.
+    One device unless `scale` says more; a recipe that passes a scale of several
+    processes shards its own data (Lightning injects no distributed sampler). No
+    logger, checkpoints, progress bar or model summary, because the recorder, the
+    run folder and the training state do those jobs; no sanity validation, which
+    would only repeat the first evaluation.
     """
+    scale = scale or Scale()
     options = dict(
         accelerator="auto",
-        devices=1,
+        devices=scale.devices,
+        num_nodes=scale.num_nodes,
+        strategy=scale.lightning_strategy(),
+        use_distributed_sampler=scale.world_size == 1,
         precision=precision,
         gradient_clip_val=grad_clip or None,
         num_sanity_val_steps=0,

@@ -8,17 +8,21 @@ started. `--resume` finds the folder to continue instead of making one.
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from workbench.config import ConfigError
+from workbench.modules.scale_settings import launched_rank
 from workbench.runs.execute import RunResult, execute_run, kept
 from workbench.runs.outputs import NOTEBOOK_FILE, PARAMS_FILE, PLAN_FILE, SPEC_FILE, STATUS_FILE  # noqa: F401 - re-exported
 from workbench.runs.pipeline import PipelineResult, run_pipeline
 from workbench.runs.plan import Plan, make_plan
 from workbench.runs.resume import ResumeError, check_same_spec, folder_to_resume, run_status
-from workbench.runs.spec import load_spec
+from workbench.runs.spec import Spec, load_spec
 
 DEFAULT_RUNS_SUBDIR = Path("experiments") / "runs"
 
@@ -52,6 +56,14 @@ def run_spec(
     """
     spec = load_spec(spec_path).with_parameters(overrides)
     runs_dir = Path(runs_dir or spec.project_root / DEFAULT_RUNS_SUBDIR).resolve()
+    if launched_rank() > 0:
+        with scratch_for_other_rank(runs_dir, spec, resume) as (scratch, resume):
+            return _run_spec_into(spec, scratch, overrides, kernel_name, log_output, jobs, resume, progress=False)
+    return _run_spec_into(spec, runs_dir, overrides, kernel_name, log_output, jobs, resume, progress)
+
+
+def _run_spec_into(spec: Spec, runs_dir: Path, overrides: dict[str, Any] | None, kernel_name: str,
+                   log_output: bool, jobs: int, resume: bool | str | Path, progress: bool) -> RunResult | PipelineResult:
     if resume:
         if overrides:
             raise ResumeError("--resume continues runs as they were started; it takes no -p overrides")
@@ -74,6 +86,22 @@ def run_spec(
         return execute_run(run, spec, kernel_name=kernel_name, log_output=log_output, progress=progress)
     return run_pipeline(plan, kernel_name=kernel_name, log_output=log_output and jobs == 1, jobs=jobs,
                         resume=bool(resume), progress=progress)
+
+
+@contextmanager
+def scratch_for_other_rank(runs_dir: Path, spec: Spec, resume: bool | str | Path) -> Iterator[tuple[Path, Any]]:
+    """Where a rank other than 0 of a torchrun or SLURM job runs the spec: a scratch folder, deleted after.
+
+    Under such a launcher every process runs `workbench run`, and every rank must execute the same
+    notebooks to take every training step with rank 0. Rank 0 writes the run folder; the others
+    write their copies here. To resume, a rank copies the folder first: each needs the training state.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"workbench-rank-{launched_rank()}-") as scratch:
+        scratch = Path(scratch)
+        if resume:
+            folder = folder_to_resume(runs_dir, spec, None if resume is True else Path(resume))
+            resume = Path(shutil.copytree(folder, scratch / folder.name))
+        yield scratch, resume
 
 
 def dry_run(spec_path: str | Path, *, runs_dir: str | Path | None = None,

@@ -1,0 +1,106 @@
+"""Runs on several processes through `workbench run`: killed and resumed, and across two torchrun "nodes"."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from workbench.cli import main
+from workbench.modules import pretrain
+from workbench.runs.resume import run_status
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ROOT / "experiments" / "pretrain-quick.yaml"
+BIN = Path(sys.executable).parent
+# Long enough for the kill to land between two saved states; dropout checks that each rank's random stream resumes.
+LONGER = ["-p", "max_steps=300", "-p", "checkpoint_every=25", "-p", "block_size=128", "-p", "batch_size=8",
+          "-p", "eval_every=100", "-p", "dropout=0.1", "--devices", "2"]
+
+pytestmark = pytest.mark.slow
+
+
+def read(folder: Path, name: str):
+    return json.loads((folder / name).read_text())
+
+
+def rank_workers() -> list[int]:
+    """Processes running a rank of a local multi-process run (none should outlive their run)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"workbench.modules.rank_worker" in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_two_process_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tmp_path):
+    killed_runs = tmp_path / "killed"
+    child = subprocess.Popen([str(BIN / "workbench"), "run", str(QUICK), "--runs-dir", str(killed_runs), "--quiet",
+                              *LONGER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(killed_runs.glob("*/training-state/last.ckpt")):
+            assert child.poll() is None, "workbench run ended before saving any training state"
+            assert time.monotonic() < deadline, "no training state after 240 s"
+            time.sleep(0.05)
+        assert rank_workers(), "rank 1 should be training beside rank 0"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    deadline = time.monotonic() + 30
+    while rank_workers():  # the orphaned kernel exits within a second, and its rank 1 follows it
+        assert time.monotonic() < deadline, f"rank workers outlived their run: {rank_workers()}"
+        time.sleep(0.2)
+    (folder,) = killed_runs.iterdir()
+    assert run_status(folder) == "killed"
+    state = torch.load(folder / "training-state" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert 0 < state["global_step"] < 300, "the kill should land mid-training"
+
+    assert main(["run", str(QUICK), "--runs-dir", str(killed_runs), "--quiet", "--resume", str(folder)]) == 0
+    assert main(["run", str(QUICK), "--runs-dir", str(tmp_path / "whole"), "--quiet", *LONGER]) == 0
+    (whole,) = (tmp_path / "whole").iterdir()
+
+    assert read(folder, "metrics.json") == read(whole, "metrics.json")  # to the last digit
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "time_s"} for row in rows]  # noqa: E731
+    assert strip(read(folder, "history.json")) == strip(read(whole, "history.json"))
+    compute = read(folder, "compute.json")
+    assert compute["resumed_at_steps"] == [state["global_step"]]
+    assert compute["distributed"]["world_size"] == 2 and compute["distributed"]["global_batch_size"] == 16
+    assert sorted(p.name for p in folder.iterdir() if p.name != "notebook.attempt-1.ipynb") == sorted(
+        p.name for p in whole.iterdir())
+    assert not rank_workers()
+
+
+def test_two_torchrun_nodes_on_one_machine_train_as_one_process_at_the_global_batch(tmp_path):
+    """Two torchrun agents, --nnodes 2 and a c10d rendezvous on localhost: rank 0 writes the one run folder."""
+    from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+    port = find_free_network_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agents = [subprocess.Popen(
+        [str(BIN / "torchrun"), "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+         "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-nodes", "-m", "workbench", "run", str(QUICK),
+         "--num-nodes", "2", "--runs-dir", str(tmp_path / "runs"), "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [agent.communicate(timeout=600)[0] for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    (folder,) = (tmp_path / "runs").iterdir()  # rank 1's copy went to a scratch folder, now deleted
+    assert run_status(folder) == "completed"
+    distributed = read(folder, "compute.json")["distributed"]
+    assert distributed["launched_by"] == "torchrun" and distributed["num_nodes"] == 2
+    assert distributed["world_size"] == 2 and distributed["global_batch_size"] == 16
+
+    params = yaml.safe_load(QUICK.read_text())["parameters"]
+    settings = {k: v for k, v in params.items() if k not in ("samples", "sample_tokens")}
+    one = pretrain({**settings, "batch_size": 2 * params["batch_size"]}, printer=None)
+    for key in ("val_loss", "val_bpb"):
+        assert read(folder, "metrics.json")[key] == pytest.approx(one.metrics[key], abs=1e-5)
