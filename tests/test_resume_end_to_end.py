@@ -1,6 +1,5 @@
 """A `workbench run` killed with SIGKILL mid-training, resumed with --resume, ends as if never stopped."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from crash_resume import read, resume_then_run_whole
 
-from workbench.cli import main
 from workbench.runs.resume import run_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +22,6 @@ LONGER = ["-p", "max_steps=300", "-p", "checkpoint_every=25", "-p", "block_size=
 
 pytestmark = pytest.mark.slow
 
-
-def read(folder: Path, name: str):
-    return json.loads((folder / name).read_text())
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
@@ -50,13 +46,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path):
     assert 0 < state["global_step"] < 300, "the kill should land mid-training"
     assert not (folder / "metrics.json").exists()
 
-    assert main(["run", str(QUICK), "--runs-dir", str(killed_runs), "--quiet", "--resume", str(folder)]) == 0
-    assert main(["run", str(QUICK), "--runs-dir", str(tmp_path / "whole"), "--quiet", *LONGER]) == 0
-    (whole,) = (tmp_path / "whole").iterdir()
-
-    assert read(folder, "metrics.json") == read(whole, "metrics.json")  # to the last digit
-    strip = lambda rows: [{k: v for k, v in row.items() if k != "time_s"} for row in rows]  # noqa: E731
-    assert strip(read(folder, "history.json")) == strip(read(whole, "history.json"))
+    whole = resume_then_run_whole(QUICK, folder, tmp_path / "whole", LONGER)  # same metrics, to the last digit
     assert read(folder, "compute.json")["resumed_at_steps"] == [state["global_step"]]
     assert read(folder, "status.json")["attempt"] == 2 and (folder / "notebook.attempt-1.ipynb").exists()
     assert os.path.getsize(folder / "checkpoint" / "model.safetensors") == os.path.getsize(

@@ -28,7 +28,7 @@ def test_two_processes_at_batch_8_follow_one_process_at_batch_16_step_for_step()
     one = pretrain({**QUICK, "batch_size": 16}, printer=None)
     two = pretrain({**QUICK, "batch_size": 8, "devices": 2}, printer=None)
     assert len(curve(one)) == len(curve(two)) == 30 + 2  # every step's train loss, and both evaluations
-    for (step, key, expected), (step2, key2, got) in zip(curve(one), curve(two)):
+    for (step, key, expected), (step2, key2, got) in zip(curve(one), curve(two), strict=True):
         assert (step, key) == (step2, key2)
         assert got == pytest.approx(expected, abs=TOLERANCE), f"step {step} {key}"
     for key in ("val_loss", "val_bpb"):

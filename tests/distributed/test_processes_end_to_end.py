@@ -1,6 +1,5 @@
 """Runs on several processes through `workbench run`: killed and resumed, and across two torchrun "nodes"."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from crash_resume import read, resume_then_run_whole
 
-from workbench.cli import main
 from workbench.modules import pretrain
 from workbench.runs.resume import run_status
 
@@ -24,10 +23,6 @@ LONGER = ["-p", "max_steps=300", "-p", "checkpoint_every=25", "-p", "block_size=
           "-p", "eval_every=100", "-p", "dropout=0.1", "--devices", "2"]
 
 pytestmark = pytest.mark.slow
-
-
-def read(folder: Path, name: str):
-    return json.loads((folder / name).read_text())
 
 
 def rank_workers() -> list[int]:
@@ -65,13 +60,7 @@ def test_a_two_process_run_killed_with_sigkill_resumes_to_the_uninterrupted_metr
     state = torch.load(folder / "training-state" / "last.ckpt", weights_only=True, map_location="cpu")
     assert 0 < state["global_step"] < 300, "the kill should land mid-training"
 
-    assert main(["run", str(QUICK), "--runs-dir", str(killed_runs), "--quiet", "--resume", str(folder)]) == 0
-    assert main(["run", str(QUICK), "--runs-dir", str(tmp_path / "whole"), "--quiet", *LONGER]) == 0
-    (whole,) = (tmp_path / "whole").iterdir()
-
-    assert read(folder, "metrics.json") == read(whole, "metrics.json")  # to the last digit
-    strip = lambda rows: [{k: v for k, v in row.items() if k != "time_s"} for row in rows]  # noqa: E731
-    assert strip(read(folder, "history.json")) == strip(read(whole, "history.json"))
+    whole = resume_then_run_whole(QUICK, folder, tmp_path / "whole", LONGER)  # same metrics, to the last digit
     compute = read(folder, "compute.json")
     assert compute["resumed_at_steps"] == [state["global_step"]]
     assert compute["distributed"]["world_size"] == 2 and compute["distributed"]["global_batch_size"] == 16

@@ -187,7 +187,8 @@ def pretrain(
                 else "")
         printer(f"precision auto: {choice.precision}{kept} ({choice.reason})")
     precision = choice.precision if choice else settings.precision
-    worker_job = {"recipe": "pretrain", "settings": asdict(settings), "state_dir": str(state_dir) if state_dir else None,
+    worker_job = {"recipe": "pretrain", "settings": asdict(settings),
+                  "state_dir": str(state_dir) if state_dir else None,
                   "decided_precision": choice.record() if choice else None}
     with local_ranks(scale, worker_job):  # ranks 1.. of a run nobody launched, started here
         trainer = _trainer(settings, [recorder, *callbacks], precision)

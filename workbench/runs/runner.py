@@ -62,8 +62,8 @@ def run_spec(
     return _run_spec_into(spec, runs_dir, overrides, kernel_name, log_output, jobs, resume, progress)
 
 
-def _run_spec_into(spec: Spec, runs_dir: Path, overrides: dict[str, Any] | None, kernel_name: str,
-                   log_output: bool, jobs: int, resume: bool | str | Path, progress: bool) -> RunResult | PipelineResult:
+def _run_spec_into(spec: Spec, runs_dir: Path, overrides: dict[str, Any] | None, kernel_name: str, log_output: bool,
+                   jobs: int, resume: bool | str | Path, progress: bool) -> RunResult | PipelineResult:
     if resume:
         if overrides:
             raise ResumeError("--resume continues runs as they were started; it takes no -p overrides")
