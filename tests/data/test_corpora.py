@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench.data import CorpusError, CorpusUnavailableError, corpus_fingerprint, describe_corpus, load_corpus
-from workbench.data.corpora import check_corpus_options, hub_reachable, split_paths, stdlib_files
+from workbench.data.corpora import check_corpus_options, hub_reachable, read_chunks, split_paths, stdlib_files
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,30 @@ def test_single_text_file_splits_by_characters_like_nanogpt(tmp_path, cache_dir)
     assert corpus["train"]["text"][:] == [text[:900]]
     assert corpus["validation"]["text"][:] == [text[900:]]
     assert corpus["train"]["source"][:] == ["input.txt"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 10_000])
+def test_chunks_join_to_the_whole_decoded_file_and_end_at_line_ends(tmp_path, chunk_bytes):
+    lines = [f"line {i}: h\u00e9llo \u65e5\u672c {'x' * (i % 9)}\n" for i in range(40)]
+    raw = "".join(lines).encode("utf-8") + b"bad \xff\xfe bytes, no final newline"
+    (tmp_path / "f.txt").write_bytes(raw)
+    chunks = list(read_chunks(tmp_path / "f.txt", chunk_bytes))
+    assert "".join(chunks) == raw.decode("utf-8", errors="replace")
+    if chunk_bytes >= len(raw):
+        assert len(chunks) == 1  # a file no longer than a read is one document, as it always was
+    elif chunk_bytes == 64:
+        assert len(chunks) > 1 and all(chunk.endswith("\n") for chunk in chunks[:-1])
+
+
+def test_a_file_larger_than_a_chunk_is_stored_as_consecutive_rows_of_its_text(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr("workbench.data.corpora.CHUNK_BYTES", 100)
+    text = "".join(f"{i:04d} to be or not to be\n" for i in range(200))
+    (tmp_path / "big.txt").write_text(text)
+    corpus = load_corpus("text", paths=str(tmp_path / "big.txt"), validation_fraction=0.25, cache_dir=cache_dir)
+    train, validation = corpus["train"]["text"][:], corpus["validation"]["text"][:]
+    cut = int(len(text) * 0.75)
+    assert len(train) > 10 and "".join(train) == text[:cut] and "".join(validation) == text[cut:]
+    assert set(corpus["train"]["source"][:]) == {"big.txt"}
 
 
 def test_glob_of_text_files_splits_by_file(text_files, cache_dir):

@@ -63,7 +63,7 @@ def test_batches_are_shifted_blocks(options):
     assert x.shape == y.shape == (4, 16) and x.dtype == y.dtype == torch.long
     assert torch.equal(x[:, 1:], y[:, :-1])
     rows = torch.cat([x[:, :1], y], dim=1)
-    stored = {tuple(r) for r in module.train_blocks.tolist()}
+    stored = {tuple(r) for r in module.train_blocks[:].tolist()}
     assert all(tuple(r) in stored for r in rows.tolist())
     assert module.train_blocks.shape[1] == 17 and module.val_blocks.shape[1] == 17
 
@@ -117,7 +117,7 @@ def test_validation_covers_every_block_once_in_one_fixed_spread_order(options):
     order = loader.batch_sampler.order
     assert sorted(order.tolist()) == list(range(len(module.val_blocks)))
     assert order.tolist() != sorted(order.tolist())  # a prefix samples the whole split, not its first files
-    assert torch.equal(x, module.val_blocks[order, :-1]) and torch.equal(y, module.val_blocks[order, 1:])
+    assert torch.equal(x, module.val_blocks[order][:, :-1]) and torch.equal(y, module.val_blocks[order][:, 1:])
     other_seed = text_module(options, batch_size=5, seed=9).val_dataloader()
     assert torch.equal(other_seed.batch_sampler.order, order)  # same evaluation sample for every run
 
@@ -155,7 +155,7 @@ def test_a_given_tokenizer_is_used_as_is(options):
     tokenizer = build_tokenizer("char", ["the quick brown fox"])  # no 'j', 'y', ... -> <unk>
     module = text_module(options, tokenizer=tokenizer)
     assert module.tokenizer is tokenizer
-    assert module.train_blocks.max() == tokenizer.unk_id
+    assert module.train_blocks[:].max() == tokenizer.unk_id
     with pytest.raises(TokenizerError, match="disagrees"):
         PretrainDataModule("text", options, tokenizer=tokenizer, vocab_size=99)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from workbench.data import prepared
-from workbench.data.blocks import blocks_tensor, pack, tokenize
+from workbench.data.blocks import token_blocks, tokenize
 from workbench.data.canaries import plant_canaries
 from workbench.data.corpora import corpus_fingerprint, load_corpus
 from workbench.data.datamodule import PretrainDataModule
@@ -78,8 +78,8 @@ def module(options, **overrides):
 def test_the_defaults_train_on_exactly_the_blocks_they_did_before(options):
     dm = module(options)
     raw = load_corpus("text", **options)
-    before = blocks_tensor(pack(tokenize(raw["train"], ByteTokenizer()), 16))
-    assert dm.corpus is dm.raw_corpus and torch.equal(dm.train_blocks, before)
+    before = token_blocks(tokenize(raw["train"], ByteTokenizer()), 16)[:]
+    assert dm.corpus is dm.raw_corpus and torch.equal(dm.train_blocks[:], before)
     record = json.loads(json.dumps(dm.describe()))
     assert record["pii"]["mode"] == "keep" and record["pii"]["scan"]["counts"]["ip_address"] == 1
     assert "canaries" not in record

@@ -2,6 +2,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,6 +96,15 @@ def test_bpe_round_trips_text_it_never_saw(bpe):
         assert bpe.decode(bpe.encode(text)) == text
     assert bpe.encode_batch([ODD_TEXT, "x"]) == [bpe.encode(ODD_TEXT), bpe.encode("x")]
     assert len(bpe.encode(TRAINING[0])) < 0.7 * len(TRAINING[0])  # it learned merges
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "bpe"])
+def test_encode_arrays_are_encode_batch_as_int32(kind):
+    tokenizer = build(kind)
+    texts = [TRAINING[0][:3000], "", ODD_TEXT]
+    arrays = tokenizer.encode_arrays(texts)
+    assert all(a.dtype == np.int32 for a in arrays)
+    assert [a.tolist() for a in arrays] == tokenizer.encode_batch(texts)
 
 
 def test_bpe_has_the_requested_vocabulary_and_readable_pieces(bpe):

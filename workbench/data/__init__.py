@@ -4,7 +4,7 @@ and fine-tuning tasks, text encoders and the fine-tuning DataModule."""
 from workbench.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
-    "workbench.data.blocks": ["blocks_tensor", "pack", "tokenize"],
+    "workbench.data.blocks": ["TokenBlocks", "token_blocks", "tokenize"],
     "workbench.data.canaries": ["CANARY_TEMPLATE", "CanaryError", "canary_candidates", "canary_text", "plant_canaries"],
     "workbench.data.corpora": [
         "CORPORA", "CorpusError", "CorpusUnavailableError", "corpus_fingerprint", "describe_corpus", "load_corpus",

@@ -1,36 +1,48 @@
-"""Documents -> token ids -> fixed-length training blocks, cached by `datasets`.
+"""Documents -> token ids (`Dataset.map`, cached) -> one token stream on disk -> fixed-length blocks.
 
-Both steps are `Dataset.map` calls with fingerprints we derive ourselves (input
-fingerprint + tokenizer fingerprint + format version), so a second process that
-asks for the same corpus, tokenizer and block size reads the Arrow cache file
-instead of redoing the work.
+Tokenizing is a `Dataset.map` with a fingerprint we derive ourselves (input fingerprint +
+tokenizer fingerprint + format version), so a second process that asks for the same corpus
+and tokenizer reads the Arrow cache instead of redoing the work; a large corpus is tokenized
+by several processes (`num_proc`), each writing its shard.
 
-A block is block_size + 1 ids: inputs are row[:-1], targets row[1:]. Rows are
-cut from the concatenated token stream every block_size tokens, so consecutive
-rows share one token and every token except the first is a target exactly once.
+The ids of every document, in order, are then written once to a flat binary file beside that
+cache (uint16 when the vocabulary fits, else int32), streamed batch by batch. Training
+memory-maps it: a batch copies its rows out of the page cache, and nothing holds the corpus.
+
+A block is block_size + 1 ids: inputs are row[:-1], targets row[1:]. Rows are cut from the
+stream every block_size tokens, so consecutive rows share one token and every token except
+the first is a target exactly once; the tail that does not fill a row is dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from datasets.utils.tqdm import tqdm as hf_tqdm
 
+from workbench.data.corpora import WRITER_BATCH_ROWS, auto_num_proc
 from workbench.data.tokenizers import Tokenizer
 from workbench.errors import RequestError
 
 # Bump when the output of tokenize or pack changes for the same inputs.
 TOKENIZE_VERSION = "tokenize-v1"
-PACK_VERSION = "pack-v1"
+STREAM_VERSION = "stream-v1"
 
 
 def tokenize(dataset: datasets.Dataset, tokenizer: Tokenizer, *, num_proc: int | None = None) -> datasets.Dataset:
-    """Map a "text" column to "input_ids" and "n_bytes" (UTF-8 length, for bits per byte)."""
+    """Map a "text" column to "input_ids" and "n_bytes" (UTF-8 length, for bits per byte).
+
+    `num_proc` None picks `auto_num_proc(dataset)`; the result is the same for any number.
+    """
     if "text" not in dataset.column_names:
         raise RequestError(f"tokenize needs a 'text' column; the dataset has: {', '.join(dataset.column_names)}")
     return dataset.map(
@@ -41,7 +53,9 @@ def tokenize(dataset: datasets.Dataset, tokenizer: Tokenizer, *, num_proc: int |
         features=datasets.Features(
             {"input_ids": datasets.List(datasets.Value("int32")), "n_bytes": datasets.Value("int64")}
         ),
-        num_proc=num_proc,
+        num_proc=num_proc or auto_num_proc(dataset),
+        batch_size=WRITER_BATCH_ROWS,
+        writer_batch_size=WRITER_BATCH_ROWS,
         new_fingerprint=_hash(dataset._fingerprint, tokenizer.fingerprint(), TOKENIZE_VERSION),
         desc=f"tokenizing ({tokenizer.kind})",
     )
@@ -49,46 +63,94 @@ def tokenize(dataset: datasets.Dataset, tokenizer: Tokenizer, *, num_proc: int |
 
 def _encode(batch: dict, tokenizer: Tokenizer) -> dict:
     texts = batch["text"]
-    return {"input_ids": tokenizer.encode_batch(texts), "n_bytes": [len(t.encode("utf-8")) for t in texts]}
+    return {"input_ids": tokenizer.encode_arrays(texts), "n_bytes": [len(t.encode("utf-8")) for t in texts]}
 
 
-def pack(tokens: datasets.Dataset, block_size: int, *, separator_ids: Sequence[int] = ()) -> datasets.Dataset:
-    """Concatenate documents (each followed by `separator_ids`) and cut rows of block_size + 1.
+def token_blocks(tokens: datasets.Dataset, block_size: int, *, separator_ids: Sequence[int] = (),
+                 vocab_size: int | None = None) -> TokenBlocks:
+    """The rows of block_size + 1 ids over all documents of `tokens` (each followed by `separator_ids`).
 
-    Row i is stream[i * block_size : i * block_size + block_size + 1]; the tail
-    that does not fill a row is dropped. The whole split is packed in one pass
-    (held in memory as int32), which keeps rows exact across document batches.
+    The stream file is written once per (tokens fingerprint, separators, dtype) and memory-mapped;
+    a tokenized dataset that lives only in memory gets its stream in memory too.
     """
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise RequestError(f"block_size must be an int >= 1, got {block_size!r}")
     if "input_ids" not in tokens.column_names:
-        raise RequestError(f"pack needs an 'input_ids' column; the dataset has: {', '.join(tokens.column_names)}")
+        columns = ", ".join(tokens.column_names)
+        raise RequestError(f"token_blocks needs an 'input_ids' column; the dataset has: {columns}")
     separator_ids = [int(i) for i in separator_ids]
     n_tokens = count_tokens(tokens) + len(separator_ids) * len(tokens)
     if n_tokens < block_size + 1:
         raise RequestError(
             f"only {n_tokens} tokens, fewer than one block: block_size={block_size} needs {block_size + 1}"
         )
-    packed = tokens.with_format("arrow").map(
-        _pack_table,
-        batched=True,
-        batch_size=None,
-        remove_columns=tokens.column_names,
-        fn_kwargs={"block_size": block_size, "separator_ids": separator_ids},
-        features=datasets.Features({"input_ids": datasets.List(datasets.Value("int32"), length=block_size + 1)}),
-        new_fingerprint=_hash(tokens._fingerprint, str(block_size), repr(separator_ids), PACK_VERSION),
-        desc=f"packing blocks of {block_size}",
-    )
-    return packed.with_format(None)
+    dtype = np.dtype(np.uint16 if vocab_size is not None and vocab_size <= 1 << 16 else np.int32)
+    if not tokens.cache_files:
+        stream = np.concatenate(list(_stream_pieces(tokens, separator_ids, dtype)))
+        return TokenBlocks(stream, block_size)
+    name = f"token-stream-{_hash(tokens._fingerprint, repr(separator_ids), dtype.str, STREAM_VERSION)}.bin"
+    path = Path(tokens.cache_files[0]["filename"]).parent / name
+    if not path.is_file():
+        _write_stream(tokens, separator_ids, dtype, path)
+    stream = np.memmap(str(path), dtype=dtype, mode="r")
+    if hasattr(mmap, "MADV_RANDOM"):  # rows are drawn at random: read-ahead would page in megabytes per row
+        stream._mmap.madvise(mmap.MADV_RANDOM)
+    return TokenBlocks(stream, block_size)
 
 
-def _pack_table(table: pa.Table, block_size: int, separator_ids: list[int]) -> pa.Table:
-    stream = _token_stream(table.column("input_ids"), separator_ids)
-    n_rows = (len(stream) - 1) // block_size
-    windows = np.lib.stride_tricks.sliding_window_view(stream, block_size + 1)
-    rows = np.ascontiguousarray(windows[::block_size][:n_rows])
-    flat = pa.array(rows.reshape(-1), type=pa.int32())
-    return pa.table({"input_ids": pa.FixedSizeListArray.from_arrays(flat, block_size + 1)})
+class TokenBlocks:
+    """Rows of block_size + 1 ids cut every block_size tokens from one stream (an array or a memmap).
+
+    Indexing (an int, a slice, or a sequence/tensor of row numbers) copies just those rows out
+    as an int64 tensor; `len` and `shape` count rows, so it stands where a (rows, block_size + 1)
+    tensor of blocks once stood, without ever holding them all.
+    """
+
+    def __init__(self, stream: np.ndarray, block_size: int):
+        self.stream, self.block_size = stream, block_size
+        n_rows = (len(stream) - 1) // block_size
+        self._rows = np.lib.stride_tricks.sliding_window_view(stream, block_size + 1)[::block_size][:n_rows]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self._rows), self.block_size + 1)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        return torch.from_numpy(self._rows[index].astype(np.int64))
+
+    def __repr__(self) -> str:
+        where = getattr(self.stream, "filename", None) or "memory"
+        return f"TokenBlocks({len(self)} rows of {self.block_size + 1} ids, {self.stream.dtype} in {where})"
+
+
+def _write_stream(tokens: datasets.Dataset, separator_ids: list[int], dtype: np.dtype, path: Path) -> None:
+    """Stream every document's ids to `path`, through a temporary file renamed into place when whole.
+
+    Several processes may write the same stream at once (the ranks of one run): each writes its own
+    temporary file, and the identical results replace one another atomically.
+    """
+    staged = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(staged, "wb") as out:
+            for piece in _stream_pieces(tokens, separator_ids, dtype, progress=True):
+                out.write(piece.tobytes())
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _stream_pieces(tokens: datasets.Dataset, separator_ids: list[int], dtype: np.dtype, *, progress: bool = False):
+    batches = tokens.select_columns(["input_ids"]).with_format("arrow").iter(batch_size=WRITER_BATCH_ROWS)
+    if progress:
+        total = -(-len(tokens) // WRITER_BATCH_ROWS)
+        batches = hf_tqdm(batches, total=total, desc="writing the token stream", unit="batch")
+    for batch in batches:
+        yield _token_stream(batch["input_ids"], separator_ids).astype(dtype, copy=False)
 
 
 def _token_stream(column: pa.ChunkedArray, separator_ids: list[int]) -> np.ndarray:
@@ -105,19 +167,6 @@ def _token_stream(column: pa.ChunkedArray, separator_ids: list[int]) -> np.ndarr
     ends = np.cumsum(lengths) + np.arange(1, len(lengths) + 1) * width
     stream[(ends[:, None] - width + np.arange(width)).reshape(-1)] = np.tile(separator_ids, len(lengths))
     return stream
-
-
-def blocks_tensor(packed: datasets.Dataset) -> torch.Tensor:
-    """The packed rows as one LongTensor (N, block_size + 1), for sampling without `datasets`."""
-    if "input_ids" not in packed.column_names:
-        columns = ", ".join(packed.column_names)
-        raise RequestError(f"blocks_tensor needs an 'input_ids' column; the dataset has: {columns}")
-    column = packed.with_format("arrow")[:]["input_ids"]
-    if not pa.types.is_fixed_size_list(column.type):
-        raise RequestError(f"'input_ids' must hold fixed-length rows (use pack), got {column.type}")
-    width = column.type.list_size
-    values = pc.list_flatten(column).to_numpy(zero_copy_only=False)
-    return torch.from_numpy(values.astype(np.int64).reshape(len(column), width))
 
 
 def count_tokens(tokens: datasets.Dataset) -> int:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import datasets
 
+from workbench.data.corpora import WRITER_BATCH_ROWS
 from workbench.errors import RequestError
 
 CANARY_TEMPLATE = "the random number is {secret}"
@@ -84,6 +85,8 @@ def plant_canaries(
         batched=True,
         fn_kwargs={"plan": plan},
         features=train.features,
+        batch_size=WRITER_BATCH_ROWS,
+        writer_batch_size=WRITER_BATCH_ROWS,
         new_fingerprint=_hash(train._fingerprint, CANARY_VERSION, json.dumps(plan, sort_keys=True)),
         desc="planting canaries",
     )

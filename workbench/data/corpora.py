@@ -8,13 +8,19 @@ the same files give the same split in every process and on every machine.
 Corpora live in Arrow cache files (under `cache_dir`, default the `datasets`
 cache) keyed by a hash of their content, which is what lets `datasets` cache
 the tokenized and packed versions by fingerprint across processes.
+
+Files are read as a stream of chunks of at most CHUNK_BYTES, cut at line ends, and a document
+longer than that is stored as consecutive rows with the same source: no step from the file to
+the token stream on disk holds more than a few chunks, so a corpus may be larger than memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import glob
 import hashlib
+import json
 import math
 import os
 import socket
@@ -24,13 +30,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 
 from workbench.config import keyword_options
 from workbench.data.choices import CORPORA
 from workbench.errors import RequestError, ResourceError
 
 # Bump when the way a corpus is built changes, so stale Arrow caches are not reused.
-CORPUS_FORMAT = "workbench-corpus-v1"
+CORPUS_FORMAT = "workbench-corpus-v2"  # v2: documents over CHUNK_BYTES are stored as chunks
+CHUNK_BYTES = 1 << 20
+SUMMARY_VERSION = "summary-v1"
+WRITER_BATCH_ROWS = 16  # rows per Arrow record batch and per map batch: a bounded buffer even for whole chunks
+AUTO_NUM_PROC_BYTES = 64 << 20  # below this, starting worker processes for a map costs more than it saves
 # pydoc_data is one generated 760 KB file of reference-manual prose, not code: wherever the
 # path hash puts it, it dominates that split (it was 62% of validation on Python 3.11.7).
 STDLIB_EXCLUDED_DIRS = frozenset({"site-packages", "test", "tests", "idle_test", "__pycache__", "pydoc_data"})
@@ -79,6 +90,14 @@ def load_corpus(
         root = Path(os.path.commonpath([f.parent for f in files]))
         return _from_files(root, files, validation_fraction, max_files, cache_dir)
     return _from_hub(hf_name, hf_config, text_column, validation_fraction, max_files, cache_dir)
+
+
+def auto_num_proc(dataset: datasets.Dataset) -> int | None:
+    """One process per core for a `Dataset.map` over AUTO_NUM_PROC_BYTES or more (from Arrow metadata), else None."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2 or len(dataset) < 2 or dataset.data.nbytes < AUTO_NUM_PROC_BYTES:
+        return None
+    return min(cores, len(dataset))
 
 
 def check_corpus_options(name: str, options: dict) -> None:
@@ -171,9 +190,57 @@ def split_paths(relative_paths: list[str], validation_fraction: float, max_files
     return train, validation
 
 
-def _read_text(path: Path) -> str:
-    """UTF-8 with undecodable bytes replaced by U+FFFD: deterministic for any file."""
-    return path.read_bytes().decode("utf-8", errors="replace")
+def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[str]:
+    """The file as UTF-8 text (undecodable bytes become U+FFFD, deterministically), in chunks.
+
+    A file of at most `chunk_bytes` is one chunk. A longer one is cut after the last line end of
+    each read (or where the read ends, for a line longer than a read); the chunks joined are
+    exactly the file's whole decoded text.
+    """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    carry = ""
+    with open(path, "rb") as handle:
+        block = handle.read(chunk_bytes)
+        while block:
+            following = handle.read(chunk_bytes)  # read ahead: the file's last chunk takes all that is left
+            text = carry + decoder.decode(block, final=not following)
+            end = len(text)
+            if following and 0 < (line_end := text.rfind("\n") + 1) and end - line_end < chunk_bytes:
+                end = line_end
+            carry = text[end:]
+            if end:
+                yield text[:end]
+            block = following
+
+
+def read_text(path: Path) -> str:
+    """The whole file as `read_chunks` decodes it, for a caller that wants one string (a small file)."""
+    return "".join(read_chunks(path))
+
+
+class FileDocuments:
+    """(source, text) rows of files, read lazily and chunked; optionally only characters [start, stop).
+
+    An iterable object rather than a list, so `Dataset.from_generator` writes the rows as they
+    are read, and the content hash and the Arrow file are each one streaming pass.
+    """
+
+    def __init__(self, files: list[tuple[str, str]], start: int = 0, stop: int | None = None):
+        self.files, self.start, self.stop = files, start, stop  # (source, path) pairs
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for source, path in self.files:
+            position = 0
+            for chunk in read_chunks(Path(path)):
+                low, high = max(self.start - position, 0), len(chunk)
+                if self.stop is not None:
+                    high = min(high, self.stop - position)
+                if low < high:
+                    yield source, chunk[low:high]
+                position += len(chunk)
+                if self.stop is not None and position >= self.stop:
+                    break
 
 
 def _from_files(root: Path, files: list[Path], validation_fraction, max_files, cache_dir) -> datasets.DatasetDict:
@@ -182,30 +249,34 @@ def _from_files(root: Path, files: list[Path], validation_fraction, max_files, c
         raise CorpusError(f"need at least 2 files to make a train and a validation split, found {len(by_relative)}")
     train, validation = split_paths(list(by_relative), validation_fraction, max_files)
     documents = {
-        "train": [(p, _read_text(by_relative[p])) for p in train],
-        "validation": [(p, _read_text(by_relative[p])) for p in validation],
+        "train": FileDocuments([(p, str(by_relative[p])) for p in train]),
+        "validation": FileDocuments([(p, str(by_relative[p])) for p in validation]),
     }
     return _materialise(documents, cache_dir)
 
 
 def _from_single_file(path: Path, validation_fraction, cache_dir) -> datasets.DatasetDict:
-    text = _read_text(path)
-    cut = int(len(text) * (1 - validation_fraction))
-    if cut == 0 or cut == len(text):
+    n_characters = sum(len(chunk) for chunk in read_chunks(path))
+    cut = int(n_characters * (1 - validation_fraction))
+    if cut == 0 or cut == n_characters:
         raise CorpusError(
-            f"{path} has {len(text)} characters, too few to split {validation_fraction} off for validation"
+            f"{path} has {n_characters} characters, too few to split {validation_fraction} off for validation"
         )
-    documents = {"train": [(path.name, text[:cut])], "validation": [(path.name, text[cut:])]}
+    whole = [(path.name, str(path))]
+    documents = {"train": FileDocuments(whole, 0, cut), "validation": FileDocuments(whole, cut)}
     return _materialise(documents, cache_dir)
 
 
-def _generate(documents: list[tuple[str, str]]) -> Iterator[dict]:
+def _generate(documents: Iterable[tuple[str, str]]) -> Iterator[dict]:
     for source, text in documents:
         yield {"text": text, "source": source}
 
 
-def _materialise(documents: dict[str, list[tuple[str, str]]], cache_dir) -> datasets.DatasetDict:
-    """Write each split to an Arrow cache file named by the content hash (or reuse it)."""
+def _materialise(documents: dict[str, Iterable[tuple[str, str]]], cache_dir) -> datasets.DatasetDict:
+    """Write each split to an Arrow cache file named by the content hash (or reuse it).
+
+    Each split's documents are iterated twice, to hash and (on a cache miss) to write.
+    """
     content = _content_hash((split, docs) for split, docs in documents.items())
     splits = {}
     for split, docs in documents.items():
@@ -216,6 +287,7 @@ def _materialise(documents: dict[str, list[tuple[str, str]]], cache_dir) -> data
             cache_dir=cache_dir,
             fingerprint=_short_hash(CORPUS_FORMAT, content, split),
             split=datasets.Split(split),
+            writer_batch_size=WRITER_BATCH_ROWS,
         )
     return datasets.DatasetDict(splits)
 
@@ -319,20 +391,44 @@ def hub_reachable(endpoint: str | None = None, timeout: float = HUB_CONNECT_TIME
 
 def corpus_fingerprint(corpus: datasets.DatasetDict) -> str:
     """16 hex chars of sha256 over every split's sources and texts: same content, same hash."""
-    return _content_hash((split, _documents(corpus[split])) for split in _split_order(corpus))
+    return _summary(corpus)["fingerprint"]
 
 
 def describe_corpus(corpus: datasets.DatasetDict) -> dict:
     """A JSON-serialisable summary for the run record: fingerprint and per-split sizes."""
-    summary: dict = {"fingerprint": corpus_fingerprint(corpus)}
-    for split in _split_order(corpus):
-        texts = corpus[split]["text"]
-        summary[split] = {
-            "documents": len(corpus[split]),
-            "characters": sum(len(t) for t in texts),
-            "bytes": sum(len(t.encode("utf-8")) for t in texts),
-        }
+    return json.loads(json.dumps(_summary(corpus)))  # a copy: callers may edit theirs
+
+
+def _summary(corpus: datasets.DatasetDict) -> dict:
+    """One streaming pass over the corpus, kept beside its Arrow files under their fingerprints.
+
+    Every run of a cached corpus asks for this again; reading the sidecar instead of the corpus
+    keeps a run on a multi-GB corpus from paging all of it in just to describe it.
+    """
+    splits = _split_order(corpus)
+    sidecar = _summary_path(corpus, splits)
+    if sidecar is not None and sidecar.is_file():
+        return json.loads(sidecar.read_text())
+    summary: dict = {"fingerprint": _content_hash((split, _documents(corpus[split])) for split in splits)}
+    for split in splits:
+        characters = n_bytes = 0
+        for batch in corpus[split].with_format("arrow").iter(batch_size=WRITER_BATCH_ROWS):
+            characters += pc.sum(pc.utf8_length(batch["text"])).as_py() or 0
+            n_bytes += pc.sum(pc.binary_length(batch["text"])).as_py() or 0
+        summary[split] = {"documents": len(corpus[split]), "characters": characters, "bytes": n_bytes}
+    if sidecar is not None:
+        staged = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
+        staged.write_text(json.dumps(summary))
+        os.replace(staged, sidecar)
     return summary
+
+
+def _summary_path(corpus: datasets.DatasetDict, splits: list[str]) -> Path | None:
+    """Where a corpus's summary is kept, or None when a split lives only in memory."""
+    if not all(corpus[split].cache_files for split in splits):
+        return None
+    key = _short_hash(SUMMARY_VERSION, *(f"{split}={corpus[split]._fingerprint}" for split in splits))
+    return Path(corpus[splits[0]].cache_files[0]["filename"]).parent / f"workbench-summary-{key}.json"
 
 
 def corpus_phrase(name: str, *, max_files: int | None = None, hf_name: str | None = None,
@@ -363,7 +459,7 @@ def _split_order(corpus: datasets.DatasetDict) -> list[str]:
 
 
 def _documents(dataset: datasets.Dataset) -> Iterator[tuple[str, str]]:
-    for batch in dataset.iter(batch_size=1000):
+    for batch in dataset.iter(batch_size=WRITER_BATCH_ROWS):
         yield from zip(batch["source"], batch["text"], strict=True)
 
 

@@ -4,22 +4,24 @@ The prepared corpus (prepared.py) is the raw one scanned for private data, maske
 canaries when asked; the tokenizer is fitted on its train text, as the audit rebuilds it.
 
 All arguments are checked in `__init__`, so a typo in a notebook parameter or a
-spec fails before a corpus is read. Blocks live in one in-memory LongTensor and
-a batch is one index_select per tensor, so the data path costs microseconds per step.
+spec fails before a corpus is read. Blocks are windows on one memory-mapped token
+stream (blocks.py) and a batch is one gather of its rows, so the data path costs
+microseconds per step and memory does not grow with the corpus.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from workbench.data.blocks import blocks_tensor, count_bytes, count_tokens, pack, tokenize
-from workbench.data.corpora import check_corpus_options, describe_corpus, load_corpus
+from workbench.data.blocks import TokenBlocks, count_bytes, count_tokens, token_blocks, tokenize
+from workbench.data.corpora import auto_num_proc, check_corpus_options, describe_corpus, load_corpus
 from workbench.data.prepared import check_prepare_options, prepare_corpus
 from workbench.data.tokenizers import Tokenizer, TokenizerError, build_tokenizer, check_tokenizer_options
 from workbench.errors import RequestError
@@ -77,27 +79,39 @@ class PretrainDataModule(L.LightningDataModule):
         self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, prepare (scan, mask, plant canaries), tokenize and pack both splits once; later calls do nothing."""
+        """Load, prepare (scan, mask, plant canaries), tokenize and stream both splits once; later calls do nothing.
+
+        `setup_seconds` says where the time went, stage by stage (seconds with a cache hit, minutes on
+        a cold multi-GB corpus); `tokenize_num_proc` how many processes tokenized the train split.
+        """
         if self._ready:
             return
+        clock = _StageClock()
         self.raw_corpus = load_corpus(self.corpus_name, **self.corpus_options)
+        clock.lap("load")
         prepared = prepare_corpus(self.raw_corpus, pii=self.pii, canary_repetitions=self.canary_repetitions,
                                   canary_digits=self.canary_digits, seed=self.seed, num_proc=self.num_proc)
         self.corpus, self.pii_record, self.canary_record = prepared
+        clock.lap("prepare")
         if isinstance(self.tokenizer_spec, Tokenizer):
             self.tokenizer = self.tokenizer_spec
         else:
             self.tokenizer = build_tokenizer(self.tokenizer_spec, self.corpus["train"]["text"], self.vocab_size)
+        clock.lap("fit_tokenizer")
+        self.tokenize_num_proc = self.num_proc or auto_num_proc(self.corpus["train"]) or 1
         tokens = {split: tokenize(self.corpus[split], self.tokenizer, num_proc=self.num_proc) for split in self.corpus}
+        clock.lap("tokenize")
         blocks = {}
         for split in ("train", "validation"):
             try:
-                blocks[split] = blocks_tensor(pack(tokens[split], self.block_size))
+                blocks[split] = token_blocks(tokens[split], self.block_size, vocab_size=self.tokenizer.vocab_size)
             except ValueError as error:
                 raise RequestError(f"{self.corpus_name} corpus, {split} split: {error}") from error
+        clock.lap("stream")
         self.train_blocks, self.val_blocks = blocks["train"], blocks["validation"]
         self.token_counts = {split: count_tokens(tokens[split]) for split in ("train", "validation")}
         self.bytes_per_token = count_bytes(tokens["validation"]) / self.token_counts["validation"]
+        self.setup_seconds = clock.laps
         self._ready = True
 
     def train_dataloader(self) -> DataLoader:
@@ -170,22 +184,21 @@ class PretrainDataModule(L.LightningDataModule):
 
 
 class NextTokenBlocks(Dataset):
-    """Rows of block_size + 1 ids served as (inputs, targets), a whole batch per index op."""
+    """Rows of block_size + 1 ids served as (inputs, targets), a whole batch per gather."""
 
-    def __init__(self, blocks: torch.Tensor):
+    def __init__(self, blocks: TokenBlocks):
         self.blocks = blocks
-        self.inputs, self.targets = blocks[:, :-1], blocks[:, 1:]  # views, no copy
 
     def __len__(self) -> int:
         return len(self.blocks)
 
     def __getitem__(self, index: int):
-        return self.inputs[index], self.targets[index]
+        row = self.blocks[index]
+        return row[:-1], row[1:]
 
     def __getitems__(self, indices):
-        # index_select, not blocks[indices]: advanced indexing costs ~40x more per batch on CPU.
-        indices = torch.as_tensor(indices, dtype=torch.long)
-        return self.inputs.index_select(0, indices), self.targets.index_select(0, indices)
+        rows = self.blocks[torch.as_tensor(indices)]
+        return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
 
 class ShuffledBatches(Sampler):
@@ -211,17 +224,19 @@ class ShuffledBatches(Sampler):
         self.generator = torch.Generator().manual_seed(seed)
         epochs_done, self._offset = divmod(start, len(self)) if len(self) else (0, 0)
         for _ in range(epochs_done):
-            torch.randperm(self.n, generator=self.generator)
+            _permutation(self.n, self.generator)
 
     def __len__(self) -> int:
         return self.n // (self.batch_size * self.world)  # drop_last: every batch is full
 
     def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator)
+        order = _permutation(self.n, self.generator)
         width = self.batch_size * self.world
         batches = order[: len(self) * width].view(len(self), width)
         offset, self._offset = self._offset, 0
-        yield from batches[offset:, self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        own = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        for i in range(offset, len(batches)):  # row by row: iterating the tensor would unbind every batch at once
+            yield batches[i, own]
 
 
 class EvaluationBatches(Sampler):
@@ -242,22 +257,39 @@ class EvaluationBatches(Sampler):
 
     def __init__(self, n: int, batch_size: int, *, rank: int = 0, world: int = 1):
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
-        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(self.ORDER_SEED))
-
-    def _slices(self) -> list[torch.Tensor]:
-        own = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
-        return [piece for batch in self.order.split(self.batch_size * self.world) if len(piece := batch[own])]
+        self.order = _permutation(n, torch.Generator().manual_seed(self.ORDER_SEED))
 
     def __len__(self) -> int:
-        if self.world == 1:
-            return math.ceil(self.n / self.batch_size)
-        return len(self._slices())
+        """Global batches, less the last one when this rank's slice of it is empty."""
+        width = self.batch_size * self.world
+        n_global = math.ceil(self.n / width)
+        last = self.n - (n_global - 1) * width
+        return n_global - 1 + (last > self.rank * self.batch_size) if n_global else 0
 
     def __iter__(self):
-        yield from self._slices()
+        width = self.batch_size * self.world
+        own = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        for start in range(0, self.n, width):  # lazily: a split of the whole order makes every batch at once
+            if len(piece := self.order[start:start + width][own]):
+                yield piece
 
 
-def _loader(blocks: torch.Tensor, sampler: Sampler) -> DataLoader:
+class _StageClock:
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage], self._last = now - self._last, now
+
+
+def _permutation(n: int, generator: torch.Generator) -> torch.Tensor:
+    """randperm as int32: the same order as int64 (same draws), half the memory on a corpus of many blocks."""
+    return torch.randperm(n, generator=generator, dtype=torch.int32)
+
+
+def _loader(blocks: TokenBlocks, sampler: Sampler) -> DataLoader:
     # A private generator: by default each iter(DataLoader) draws a seed from torch's global RNG,
     # which would shift dropout's random stream by one draw in a resumed run.
     # Pinned host memory lets Lightning's copy to a GPU run asynchronously (non_blocking); pointless on CPU.

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import datasets
 
+from workbench.data.corpora import WRITER_BATCH_ROWS, auto_num_proc
 from workbench.errors import RequestError
 
 KINDS = ("email", "url_credentials", "ip_address", "phone", "secret_key", "secret")
@@ -432,7 +433,9 @@ def scan_corpus(corpus: datasets.DatasetDict, *, num_proc: int | None = None) ->
             batched=True,
             remove_columns=dataset.column_names,
             features=_SCAN_FEATURES,
-            num_proc=num_proc,
+            num_proc=num_proc or auto_num_proc(dataset),
+            batch_size=WRITER_BATCH_ROWS,
+            writer_batch_size=WRITER_BATCH_ROWS,
             new_fingerprint=_hash(dataset._fingerprint, SCAN_VERSION),
             desc=f"scanning {split} for private data",
         )
@@ -485,7 +488,9 @@ def mask_corpus(corpus: datasets.DatasetDict, *, num_proc: int | None = None) ->
             _mask_batch,
             batched=True,
             features=dataset.features,
-            num_proc=num_proc,
+            num_proc=num_proc or auto_num_proc(dataset),
+            batch_size=WRITER_BATCH_ROWS,
+            writer_batch_size=WRITER_BATCH_ROWS,
             new_fingerprint=_hash(dataset._fingerprint, MASK_VERSION),
             desc=f"masking private data in {split}",
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import datasets
 
-from workbench.data.corpora import _read_text, stdlib_files
+from workbench.data.corpora import read_text, stdlib_files
 from workbench.data.tasks.base import TaskError, short_hash
 
 # Bump when what `definitions` extracts changes, so stale caches are not reused.
@@ -63,7 +63,7 @@ def tree_hash(files: dict[str, Path]) -> str:
 
 
 def read_source(path: Path) -> str:
-    return _read_text(path)
+    return read_text(path)
 
 
 def parse(source: str) -> ast.Module | None:
