@@ -5,6 +5,7 @@
     c  the same in a bare loop (overhead)    f  notebook overhead (papermill)
                                              g  GPT-2-small on a GPU, when there is one
                                              h  generation with and without the KV cache (issue 11)
+                                             i  memory and tokenization speed against corpus size (issue 13)
 
 `--smoke` runs every part at toy sizes in well under a minute (tests/test_benchmarks.py).
 The full run writes benchmarks/results/<UTC date>.json and .md.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import data_path, generation, gpu, notebook_overhead, peak, shakespeare
+from benchmarks import corpus_size, data_path, generation, gpu, notebook_overhead, peak, shakespeare
 from benchmarks.curves import write_curves
 from benchmarks.table import render
 from benchmarks.training import BEST_RECIPE
@@ -37,21 +38,25 @@ from workbench.errors import RequestError
 from workbench.modules.precision import cpu_has_native_bf16
 
 PROJECT = Path(__file__).resolve().parents[1]
-PARTS = "abcdefgh"
+PARTS = "abcdefghi"
 
 FULL = dict(peak_seconds=0.6, peak_sizes=peak.SIZES, overhead_steps=300, recipe_steps=2000, eval_every=100,
             data_max_files=None, num_procs=(1, 2),
             notebook=dict(corpus="stdlib", max_files=120, tokenizer="byte", preset="tiny", block_size=128,
                           batch_size=16, max_steps=150, warmup_steps=15, eval_every=50, eval_batches=10,
                           final_eval_batches=20, checkpoint_every=50),
-            generation=dict(presets=generation.PRESETS, new_tokens=256, prompt_tokens=16, block_size=512))
+            generation=dict(presets=generation.PRESETS, new_tokens=256, prompt_tokens=16, block_size=512),
+            corpus_sizes=dict(sizes_mb=corpus_size.SIZES_MB))
 # A 2048-square bf16 matmul takes seconds to minutes on one busy core: the smoke peak stops at 512.
 SMOKE = dict(peak_seconds=0.02, peak_sizes=(256, 512), overhead_steps=8, recipe_steps=6, eval_every=3,
              data_max_files=6, num_procs=(1,),
              notebook=dict(corpus="stdlib", max_files=6, tokenizer="byte", preset="tiny", block_size=32,
                            batch_size=4, max_steps=3, warmup_steps=1, eval_every=3, eval_batches=1,
                            final_eval_batches=1, checkpoint_every=3),
-             generation=dict(presets=("tiny",), new_tokens=8, prompt_tokens=4, block_size=32))
+             generation=dict(presets=("tiny",), new_tokens=8, prompt_tokens=4, block_size=32),
+             corpus_sizes=dict(sizes_mb=(0.2, 0.4), train=dict(corpus_size.TRAIN, block_size=32, batch_size=4,
+                                                                max_steps=2, eval_every=2, eval_batches=1,
+                                                                final_eval_batches=1)))
 
 
 def parse_args(argv):
@@ -186,6 +191,11 @@ def main(argv=None) -> dict:
         g = size["generation"]
         say(f"h: greedy generation of {g['new_tokens']} tokens, KV cache and none, {', '.join(g['presets'])}")
         results["generation"] = generation.generation_speed(**g)
+
+    if "i" in parts:
+        c = size["corpus_sizes"]
+        say(f"i: synthetic corpora of {', '.join(f'{mb:g}' for mb in c['sizes_mb'])} MB: prepare, then train")
+        results["corpus_size"] = corpus_size.corpus_size_benchmark(**c)
 
     results["benchmark_s"] = round(time.perf_counter() - started, 1)
     results["machine"]["load_avg_after"] = round(os.getloadavg()[0], 2)

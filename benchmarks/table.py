@@ -126,6 +126,19 @@ def _generation_rows(g: dict, rows: _Rows) -> None:
                  f"{row['speedup']:.1f}x with the cache" + ("" if row["same_tokens"] else "; TOKENS DIFFER"))
 
 
+def _corpus_size_rows(c: dict, rows: _Rows) -> None:
+    """Part i: a row per corpus size (prepare cold, train warm), then the ratios issue 13 asks for."""
+    for row in c["rows"]:
+        prep, train = row["prepare"], row["train"]
+        rows.add("i", f"{row['corpus_mb']:g} MB corpus: prepare (cold cache, num_proc {prep['num_proc']})",
+                 f"{prep['mb_per_s']} MB/s overall, tokenize {prep['tokenize_mb_per_s']} MB/s",
+                 f"{prep['seconds']} s; peak RSS {prep['peak_rss_mb']} MB (anon {prep['peak_anon_mb']} MB)")
+        rows.add("i", f"{row['corpus_mb']:g} MB corpus: train {train['steps']} steps (warm cache)",
+                 f"peak RSS {train['peak_rss_mb']} MB", f"anon {train['peak_anon_mb']} MB, {train['seconds']} s")
+    rows.add("i", f"train peak RSS, largest / smallest corpus ({c['size_ratio']:g}x the bytes)",
+             f"{c['train_peak_rss_ratio']:.3f}x", f"anon {c['train_peak_anon_ratio']:.3f}x; target <= 1.2x")
+
+
 def render(r: dict) -> str:
     """The results of one run as a Markdown table (parts in the order they ran; skipped parts say so)."""
     rows = _Rows([("part", "figure", "value", "ratio / target")])
@@ -155,6 +168,8 @@ def render(r: dict) -> str:
         _gpu_rows(r["gpu"], rows)
     if "generation" in r:
         _generation_rows(r["generation"], rows)
+    if "corpus_size" in r:
+        _corpus_size_rows(r["corpus_size"], rows)
     # Only the load before the run tells of other work: the benchmark's own processes keep ~2 cores busy.
     load = r["machine"]["load_avg_before"]
     if load > 0.5 * r["machine"]["cores"]:

@@ -66,7 +66,14 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     expected_gpu = "tokens_per_s" if torch.cuda.is_available() else "skipped"
     assert [row["preset"] for row in results["generation"]["rows"]] == ["tiny"]
     assert expected_gpu in results["gpu"]
+    sizes = results["corpus_size"]
+    assert [row["corpus_mb"] for row in sizes["rows"]] == [0.2, 0.4]  # each corpus written to its exact size
+    for row in sizes["rows"]:
+        assert row["prepare"]["tokenize_mb_per_s"] > 0 and row["prepare"]["train_blocks"] > 0
+        assert row["train"]["peak_rss_mb"] >= row["train"]["peak_anon_mb"] > 50
+    assert sizes["size_ratio"] == 2 and sizes["train_peak_rss_ratio"] > 0
     table = done.stdout
+    assert "train peak RSS, largest / smallest corpus" in table
     assert "| part" in table and "Lightning overhead" in table and "time to val loss <= 1.88" in table
     assert "added by the run (imports, data, model, training)" in table
     assert results_file.with_suffix(".md").exists()
@@ -86,7 +93,7 @@ def test_gpu_part_says_it_skipped_without_a_gpu(monkeypatch):
 def test_bad_part_name_is_refused_naming_the_valid_ones():
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--parts", "ax"], cwd=PROJECT, capture_output=True,
                           text=True)
-    assert done.returncode == 2 and "valid parts are a, b, c, d, e, f, g, h" in done.stderr
+    assert done.returncode == 2 and "valid parts are a, b, c, d, e, f, g, h, i" in done.stderr
 
 
 def test_missing_corpus_is_refused_before_any_work(tmp_path):

@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     made.add_argument("--unattended", dest="interactive", action="store_const", const=False,
                       help="only runs made by `workbench run`")
     runs.add_argument("--json", action="store_true", help="print the matching runs as JSON, one object each")
+    runs.add_argument("--tracking-uri", nargs="?", const="", default=None, metavar="URI",
+                      help="also list the runs an MLflow tracking server holds (tracking=mlflow); URI defaults to "
+                      "the local store beside the runs folder, experiments/mlflow.db")
     runs.set_defaults(command=_runs)
 
     sync = verbs.add_parser("sync-notebooks", help="render each notebook's parameters cell (and "
@@ -239,7 +242,8 @@ def _runs(args: argparse.Namespace) -> int:
     from workbench.runs.registry import filter_runs
 
     records = list_runs(runs_dir)
-    if not records:
+    tracked = _tracked(args.tracking_uri, runs_dir)
+    if not records and tracked is None:
         hint = ("; make one with `workbench run experiments/pretrain-quick.yaml` (seconds), `make demo`, "
                 "or by running a notebook in JupyterLab (`make lab`)")
         print("[]" if args.json else f"no runs in {runs_dir}{hint}")
@@ -250,16 +254,30 @@ def _runs(args: argparse.Namespace) -> int:
         import json
 
         rows = [
-            {"id": r.run_id, "spec": r.spec, "stage": r.stage, "status": r.status, "started": r.started,
-             "wall_time_s": r.wall_time_s, "path": str(r.run_dir), "varied": r.varied, "params": r.params,
-             "metrics": r.metrics, "compute": r.compute, "kind": r.kind, "interactive": r.interactive,
-             "throughput": str(r.throughput) if r.throughput else None}
+            {"source": "local", "id": r.run_id, "spec": r.spec, "stage": r.stage, "status": r.status,
+             "started": r.started, "wall_time_s": r.wall_time_s, "path": str(r.run_dir), "varied": r.varied,
+             "params": r.params, "metrics": r.metrics, "compute": r.compute, "kind": r.kind,
+             "interactive": r.interactive, "throughput": str(r.throughput) if r.throughput else None}
             for r in records
         ]
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(rows + (tracked[1] if tracked else []), indent=2, default=str))
     else:
         print(format_runs_table(records) if records else f"no runs in {runs_dir} match the filters")
+        if tracked:
+            from workbench.runs.tracking import format_tracked_runs
+
+            print(f"\n{format_tracked_runs(tracked[1], tracked[0])}")
     return EXIT_COMPLETED
+
+
+def _tracked(tracking_uri: str | None, runs_dir: Path) -> tuple[str, list[dict]] | None:
+    """(the URI, its runs) for `workbench runs --tracking-uri`; None when not asked."""
+    if tracking_uri is None:
+        return None
+    from workbench.runs.tracking import default_tracking_uri, tracked_runs
+
+    uri = tracking_uri or default_tracking_uri(runs_dir)
+    return uri, tracked_runs(uri)
 
 
 def _key_value(text: str) -> tuple[str, object]:

@@ -134,12 +134,18 @@ def jupyterlab_server(root: Path, tmp: Path):
                 time.sleep(0.5)
         yield url, token
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Terminate a server this module started; kill it if it has not ended after `timeout` s."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def shut_down_kernels(url: str, token: str) -> None:

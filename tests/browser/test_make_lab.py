@@ -6,7 +6,6 @@ import json
 import os
 import re
 import selectors
-import signal
 import subprocess
 import time
 import urllib.error
@@ -14,6 +13,7 @@ import urllib.request
 
 import pytest
 from browser_lab import ROOT, free_port
+from process_groups import stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +69,7 @@ def test_make_lab_prints_its_url_and_serves_with_that_token(tmp_path):
         assert refused.value.code == 403, "JupyterLab answered without the token"
         assert process.poll() is None, "".join(lines)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 def test_make_lab_uses_the_token_it_is_given():

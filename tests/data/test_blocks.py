@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from workbench.data import ByteTokenizer, TokenBlocks, build_tokenizer, load_corpus, token_blocks, tokenize
+from workbench.data.blocks import TokenFile
 
 TOY = [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16]]  # stream 0..16
 
@@ -65,12 +66,19 @@ def test_rows_are_indexed_like_a_tensor_of_blocks():
     assert torch.equal(blocks[picked], whole[picked.long()])
 
 
-def test_a_cached_corpus_streams_from_a_memory_mapped_file_of_the_smallest_dtype(corpus):
+def test_a_cached_corpus_streams_from_a_file_of_the_smallest_dtype(corpus):
     tokens = tokenize(corpus["train"], ByteTokenizer())
     blocks = token_blocks(tokens, 32, vocab_size=256)
-    assert isinstance(blocks.stream, np.memmap) and blocks.stream.dtype == np.uint16
+    assert isinstance(blocks.stream, TokenFile) and blocks.stream.dtype == np.uint16
     stream = np.concatenate([np.asarray(ids) for ids in tokens["input_ids"]])
-    assert np.array_equal(blocks.stream, stream)
+    assert np.array_equal(np.fromfile(blocks.stream.filename, dtype=np.uint16), stream)
+    assert len(blocks.stream) == len(stream) and np.array_equal(blocks.stream.read(5, 40), stream[5:45])
+    in_memory = TokenBlocks(stream, 32)  # the same rows, cut from an array instead of the file
+    assert torch.equal(all_rows(blocks), all_rows(in_memory))
+    picked = [len(blocks) - 1, 0, 7, -1]
+    assert torch.equal(blocks[picked], in_memory[picked]) and torch.equal(blocks[-1], in_memory[len(blocks) - 1])
+    with pytest.raises(IndexError, match=f"row {len(blocks)} of {len(blocks)}"):
+        blocks[len(blocks)]
     wide = token_blocks(tokens, 32)  # no vocabulary size given: int32, its own file
     assert wide.stream.dtype == np.int32 and wide.stream.filename != blocks.stream.filename
     assert torch.equal(all_rows(wide), all_rows(blocks))

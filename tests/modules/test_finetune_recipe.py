@@ -145,3 +145,16 @@ def test_an_encoder_base_tags_tokens_seeing_both_sides(tiny_encoder_run):
     outcome = finetune(dict(base=str(tiny_encoder_run), task="token-type", max_examples=120, max_length=48,
                             batch_size=16, max_epochs=2, strategy="full", learning_rate=5e-3), printer=None)
     assert outcome.task.kind == "token_classification" and 0 <= outcome.metrics["test_macro_f1"] <= 1
+
+
+def test_a_fine_tuning_run_writes_its_curves_as_tensorboard_events(tiny_run, csv_task, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    outcome = finetune(settings(tiny_run, csv_task, strategy="linear_probe", max_epochs=2), printer=None,
+                       run_dir=tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    train = [(row["step"], row["train_loss"]) for row in outcome.history if "train_loss" in row]
+    assert [(e.step, pytest.approx(e.value, rel=1e-6)) for e in events.Scalars("train_loss")] == train
+    val = [row for row in outcome.history if "val_loss" in row]
+    assert [e.step for e in events.Scalars("val_loss")] == [row["step"] for row in val] and val

@@ -115,3 +115,16 @@ def test_a_pretraining_run_records_where_its_choice_was_remembered(monkeypatch, 
     assert first.get("remembered_in") is None and second["remembered_in"].endswith("precision-choices.json")
     assert {k: v for k, v in second.items() if k != "remembered_in"} == {k: v for k, v in first.items()
                                                                          if k != "remembered_in"}
+
+
+@pytest.mark.parametrize("matmul_speed, chosen", [(3.0, "bf16-mixed"), (0.02, "32-true")])
+def test_ranks_a_launcher_started_all_decide_from_bf16_support_without_timing(monkeypatch, matmul_speed, chosen):
+    from workbench.modules.pretrain_recipe import precision_choice
+
+    monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: matmul_speed)
+    monkeypatch.setattr(precision_module, "_median_ms", lambda *a, **k: pytest.fail("a rank timed its own step"))
+    settings = PretrainSettings.from_dict({**QUICK, "devices": 2})
+    for rank in ("0", "1"):  # as torchrun starts them: each rank asks on its own, and both get one answer
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        choice = precision_choice(settings, module=None, datamodule=None)
+        assert choice.precision == chosen and "2 processes started by a launcher" in choice.reason

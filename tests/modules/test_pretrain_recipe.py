@@ -83,3 +83,12 @@ def test_speed_options_reach_the_module_and_train_the_same_model(corpus_file):
     assert checkpointed.metrics["val_loss"] == pytest.approx(plain.metrics["val_loss"], rel=1e-5)
     with pytest.raises(ConfigError, match="compile"):
         PretrainSettings.from_dict({"compile": "yes"})
+
+
+def test_num_proc_changes_how_fast_the_corpus_is_prepared_not_what_is_learned():
+    settings = dict(corpus="stdlib", max_files=8, tokenizer="byte", preset="tiny", block_size=32, batch_size=4,
+                    max_steps=4, warmup_steps=1, eval_every=4, eval_batches=1, final_eval_batches=2,
+                    precision="32-true")
+    one, two = (pretrain({**settings, "num_proc": n}, printer=None) for n in (1, 2))
+    assert two.datamodule.tokenize_num_proc == 2 and one.datamodule.tokenize_num_proc == 1
+    assert one.metrics == two.metrics and one.data["fingerprint"] == two.data["fingerprint"]

@@ -26,6 +26,7 @@ import os
 import socket
 import sysconfig
 import urllib.parse
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -34,12 +35,13 @@ import pyarrow.compute as pc
 
 from workbench.config import keyword_options
 from workbench.data.choices import CORPORA
+from workbench.data.compression import ZLIB_LEVEL
 from workbench.errors import RequestError, ResourceError
 
 # Bump when the way a corpus is built changes, so stale Arrow caches are not reused.
 CORPUS_FORMAT = "workbench-corpus-v2"  # v2: documents over CHUNK_BYTES are stored as chunks
 CHUNK_BYTES = 1 << 20
-SUMMARY_VERSION = "summary-v1"
+SUMMARY_VERSION = "summary-v2"  # v2: the validation split's zlib yardstick
 WRITER_BATCH_ROWS = 16  # rows per Arrow record batch and per map batch: a bounded buffer even for whole chunks
 AUTO_NUM_PROC_BYTES = 64 << 20  # below this, starting worker processes for a map costs more than it saves
 # pydoc_data is one generated 760 KB file of reference-manual prose, not code: wherever the
@@ -67,6 +69,7 @@ def load_corpus(
     hf_name: str | None = None,
     hf_config: str | None = None,
     text_column: str = "text",
+    streaming: bool = False,
     cache_dir: str | None = None,
 ) -> datasets.DatasetDict:
     """Load corpus `name` (one of CORPORA) as a DatasetDict with "train" and "validation".
@@ -75,11 +78,12 @@ def load_corpus(
     text:   local files given by `paths` (a path, a glob, or a list of them). Several
             files are split by path hash; a single file is split by characters, the
             first (1 - validation_fraction) for training, like nanoGPT's shakespeare.
-    hf:     `datasets.load_dataset(hf_name, hf_config)`, from the local cache first.
+    hf:     `datasets.load_dataset(hf_name, hf_config)`, from the local cache first; with
+            `streaming`, read row by row (`hub_stream.py`) instead of downloaded whole first.
     `max_files` caps the number of documents (files, or rows for hf; a single text
     file is always one document per split), taken from both splits in proportion.
     """
-    _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text_column)
+    _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text_column, streaming)
     if name == "stdlib":
         root = Path(sysconfig.get_paths()["stdlib"])
         return _from_files(root, stdlib_files(root), validation_fraction, max_files, cache_dir)
@@ -89,6 +93,10 @@ def load_corpus(
             return _from_single_file(files[0], validation_fraction, cache_dir)
         root = Path(os.path.commonpath([f.parent for f in files]))
         return _from_files(root, files, validation_fraction, max_files, cache_dir)
+    if streaming:
+        from workbench.data.hub_stream import from_hub_stream  # imports this module: loaded on use
+
+        return from_hub_stream(hf_name, hf_config, text_column, validation_fraction, max_files, cache_dir)
     return _from_hub(hf_name, hf_config, text_column, validation_fraction, max_files, cache_dir)
 
 
@@ -107,7 +115,7 @@ def check_corpus_options(name: str, options: dict) -> None:
     _check(name, **values)
 
 
-def _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text_column) -> None:
+def _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text_column, streaming) -> None:
     if name not in CORPORA:
         raise CorpusError(f"unknown corpus {name!r}; valid corpora are: {', '.join(CORPORA)}")
     if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)):
@@ -116,6 +124,8 @@ def _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text
         raise CorpusError(f"validation_fraction must be in (0, 1) exclusive, got {validation_fraction!r}")
     if max_files is not None and (isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 2):
         raise CorpusError(f"max_files must be None or an int >= 2 (one file per split at least), got {max_files!r}")
+    if not isinstance(streaming, bool):
+        raise CorpusError(f"streaming must be True or False, got {streaming!r}")
     misplaced = {
         "stdlib": {"paths": paths, "hf_name": hf_name, "hf_config": hf_config},
         "text": {"hf_name": hf_name, "hf_config": hf_config},
@@ -123,6 +133,8 @@ def _check(name, validation_fraction, max_files, paths, hf_name, hf_config, text
     }[name]
     if name != "hf" and text_column != "text":
         misplaced["text_column"] = text_column
+    if name != "hf" and streaming:
+        misplaced["streaming"] = streaming
     given = [key for key, value in misplaced.items() if value is not None]
     if given:
         raise CorpusError(f"option(s) {', '.join(given)} do not apply to the {name!r} corpus")
@@ -410,17 +422,27 @@ def _summary(corpus: datasets.DatasetDict) -> dict:
     if sidecar is not None and sidecar.is_file():
         return json.loads(sidecar.read_text())
     summary: dict = {"fingerprint": _content_hash((split, _documents(corpus[split])) for split in splits)}
-    for split in splits:
-        characters = n_bytes = 0
-        for batch in corpus[split].with_format("arrow").iter(batch_size=WRITER_BATCH_ROWS):
-            characters += pc.sum(pc.utf8_length(batch["text"])).as_py() or 0
-            n_bytes += pc.sum(pc.binary_length(batch["text"])).as_py() or 0
-        summary[split] = {"documents": len(corpus[split]), "characters": characters, "bytes": n_bytes}
+    for split in splits:  # the validation split's zlib yardstick is the one a model's val_bpb is read against
+        summary[split] = _split_summary(corpus[split], with_zlib=split == "validation")
     if sidecar is not None:
         staged = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
         staged.write_text(json.dumps(summary))
         os.replace(staged, sidecar)
     return summary
+
+
+def _split_summary(dataset: datasets.Dataset, *, with_zlib: bool) -> dict:
+    """Documents, characters and UTF-8 bytes of one split, a few rows at a time; with_zlib: zlib's bits per byte."""
+    sizes = {"documents": len(dataset), "characters": 0, "bytes": 0}
+    compressor, compressed = zlib.compressobj(ZLIB_LEVEL), 0
+    for batch in dataset.select_columns(["text"]).with_format("arrow").iter(batch_size=WRITER_BATCH_ROWS):
+        sizes["characters"] += pc.sum(pc.utf8_length(batch["text"])).as_py() or 0
+        sizes["bytes"] += pc.sum(pc.binary_length(batch["text"])).as_py() or 0
+        if with_zlib:
+            compressed += sum(len(compressor.compress(text.encode("utf-8"))) for text in batch["text"].to_pylist())
+    if with_zlib and sizes["bytes"]:
+        sizes["zlib_bpb"] = 8 * (compressed + len(compressor.flush())) / sizes["bytes"]
+    return sizes
 
 
 def _summary_path(corpus: datasets.DatasetDict, splits: list[str]) -> Path | None:

@@ -108,6 +108,8 @@ class PretrainDataModule(L.LightningDataModule):
             except ValueError as error:
                 raise RequestError(f"{self.corpus_name} corpus, {split} split: {error}") from error
         clock.lap("stream")
+        describe_corpus(self.corpus)  # the one pass that sizes and fingerprints it, kept beside its cache
+        clock.lap("summary")
         self.train_blocks, self.val_blocks = blocks["train"], blocks["validation"]
         self.token_counts = {split: count_tokens(tokens[split]) for split in ("train", "validation")}
         self.bytes_per_token = count_bytes(tokens["validation"]) / self.token_counts["validation"]

@@ -9,6 +9,7 @@ is loaded.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -23,6 +24,7 @@ from workbench.modules.finetune import FinetuneModule
 from workbench.modules.finetune_settings import FinetuneSettings
 from workbench.modules.optim import OptimConfig
 from workbench.modules.recorder import TrainingRecorder
+from workbench.modules.tracking import finish_loggers, run_loggers
 from workbench.modules.training import make_trainer, quiet_lightning
 
 
@@ -46,8 +48,13 @@ def finetune(
     *,
     callbacks: list[L.Callback] = (),
     printer: Callable[[str], None] | None = print,
+    run_dir: str | os.PathLike | None = None,
 ) -> FinetuneOutcome:
-    """Seed; load task and base; attach head and strategy; fit; test on the held-out split."""
+    """Seed; load task and base; attach head and strategy; fit; test on the held-out split.
+
+    With `run_dir` (the run folder), TensorBoard event files go into run_dir/tensorboard and, with
+    `tracking="mlflow"`, the run is logged to MLflow too (modules/tracking.py).
+    """
     if isinstance(settings, dict):
         settings = FinetuneSettings.from_dict(settings)
     started = time.perf_counter()
@@ -78,7 +85,8 @@ def finetune(
             f"{counts['trainable']:,} ({100 * counts['trainable'] / counts['total']:.2f}%)"
         )
     # Padded batches of examples: the recorder counts examples and real (attention-mask) tokens itself.
-    recorder = TrainingRecorder(None, every_n_steps=max(1, steps // 100), printer=printer)
+    loggers = run_loggers(run_dir, settings, "finetune")  # TensorBoard (and MLflow): the recorder's rows
+    recorder = TrainingRecorder(None, every_n_steps=max(1, steps // 100), printer=printer, loggers=loggers)
     trainer = make_trainer(
         precision=settings.precision, callbacks=[recorder, *module.strategy_callbacks(), *callbacks],
         grad_clip=settings.grad_clip, max_epochs=settings.max_epochs,
@@ -96,6 +104,7 @@ def finetune(
         "label_fraction": settings.label_fraction,
         "steps": trainer.global_step,
     }
+    finish_loggers(loggers, metrics, trainer.global_step)
     compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
     data = {"task": task.describe(), "base": base.description, "text_encoder": base.text_encoder.describe(),
             "settings": asdict(settings)}

@@ -15,6 +15,7 @@ from workbench.data.choices import TASKS
 from workbench.heads.choices import HEADS, POOLINGS
 from workbench.heads.for_task import HEAD_FOR_TASK, TASK_KINDS
 from workbench.modules.choices import HUB_PREFIX, NAMED_BASES, PRECISIONS, SCRATCH, STRATEGIES
+from workbench.modules.tracking_settings import tracking_problems, tracking_setting, tracking_uri_setting
 from workbench.settings import Settings, setting
 
 if TYPE_CHECKING:
@@ -61,8 +62,11 @@ class FinetuneSettings(Settings):
     warmup_fraction: float = setting(0.1, "share of the steps spent warming up", minimum=0, below=1)
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
     precision: str = setting("32-true", "32-true | bf16-mixed", choices=PRECISIONS)
+    tracking: str = tracking_setting()
+    tracking_uri: str | None = tracking_uri_setting()
 
     def more_problems(self) -> Iterator[str]:
+        yield from tracking_problems(self.tracking, self.tracking_uri)
         if self.task == "file" and not self.task_path:
             yield 'task="file" needs task_path: a CSV, JSON(L) or Parquet file'
         if self.task == "hf" and not self.hf_name:

@@ -74,6 +74,25 @@ def choose_precision(loss_of_batch: Callable[[], torch.Tensor], parameters: list
                            f"model and batch shape (needs {GAIN_NEEDED}x)", round(fp32, 2), round(bf16, 2))
 
 
+def capability_choice(device: torch.device, world_size: int) -> PrecisionChoice:
+    """bf16-mixed where the device has native bf16, decided without timing a step: for ranks a launcher started.
+
+    Each rank of a torchrun or SLURM run decides on its own, before any process group exists to share
+    rank 0's answer. A timed step differs from rank to rank (and could flip near the 1.2x line), so
+    ranks could train in different precisions; the device's bf16 support is the same on every rank
+    of one kind of machine, so they agree.
+    """
+    why = f"{world_size} processes started by a launcher decide from bf16 support alone, so every rank agrees"
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+        name = torch.cuda.get_device_name(device)
+        return PrecisionChoice("bf16-mixed" if supported else "32-true",
+                               f"{name} {'supports' if supported else 'has no'} bf16 ({why})")
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return PrecisionChoice("bf16-mixed", f"this CPU has native bf16 kernels ({why})")
+    return PrecisionChoice("32-true", f"no native bf16 on this {device.type} ({why})")
+
+
 NATIVE_BF16_SPEED = 1.0  # a bf16 matmul at least this many times fp32's speed: native kernels
 
 

@@ -17,18 +17,18 @@ import lightning as L
 import torch
 
 from workbench.data import PretrainDataModule
-from workbench.data.compression import zlib_bits_per_byte
 from workbench.data.tokenizers import Tokenizer
 from workbench.errors import RequestError
 from workbench.models import Decoder
 from workbench.modules.choices import MASKED_LM
-from workbench.modules.distributed import Scale, launched_rank, local_ranks
+from workbench.modules.distributed import Scale, launched_externally, launched_rank, local_ranks
 from workbench.modules.initial_model import InitialModel, initial_model
-from workbench.modules.precision import PrecisionChoice, choose_precision
+from workbench.modules.precision import PrecisionChoice, capability_choice, choose_precision
 from workbench.modules.precision_memory import remembered_choice
 from workbench.modules.pretrain import PretrainModule
 from workbench.modules.pretrain_settings import PretrainSettings
 from workbench.modules.recorder import TrainingRecorder
+from workbench.modules.tracking import check_tracking, finish_loggers, run_loggers
 from workbench.modules.training import make_trainer, quiet_lightning
 from workbench.modules.training_state import TrainingState, resumable_state, saved_precision_choice
 from workbench.settings import defaults
@@ -65,6 +65,7 @@ def make_datamodule(settings: PretrainSettings, tokenizer: Tokenizer | None = No
         pii=settings.pii,
         canary_repetitions=tuple(settings.canary_repetitions),
         canary_digits=settings.canary_digits,
+        num_proc=settings.num_proc,
     )
 
 
@@ -100,11 +101,16 @@ def precision_choice(settings: PretrainSettings, module: PretrainModule,
     """With precision "auto", the measured choice for this model and batch shape; None otherwise.
 
     The batch is the first `batch_size` blocks as stored, taken without touching the sampler, so the
-    training order is the one the run would have had anyway.
+    training order is the one the run would have had anyway. Ranks a launcher started decide from
+    the device's bf16 support alone (`capability_choice`), so they all train in one precision; ranks
+    this process starts are handed its choice (`decided_precision`).
     """
     if settings.precision != "auto":
         return None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    scale = Scale.of(settings)
+    if scale.world_size > 1 and launched_externally():  # torchrun, SLURM: no way yet to hear rank 0's answer
+        return capability_choice(device, scale.world_size)
     blocks = datamodule.train_blocks[: settings.batch_size]
     x, y = blocks[:, :-1], blocks[:, 1:]
     shape = {"device": device.type, "model": asdict(module.model.config), "batch": list(x.shape)}
@@ -119,6 +125,7 @@ def pretrain(
     printer: Callable[[str], None] | None = print,
     state_dir: str | os.PathLike | None = None,
     decided_precision: dict[str, Any] | None = None,
+    run_dir: str | os.PathLike | None = None,
 ) -> PretrainOutcome:
     """Seed, build data and model, fit, evaluate on the validation split.
 
@@ -126,6 +133,9 @@ def pretrain(
     `settings.checkpoint_every` steps and at the end; if that folder already
     holds a state saved under the same settings, training resumes from it and
     ends with the same weights and metrics as a run that never stopped.
+
+    With `run_dir` (the run folder), TensorBoard event files go into run_dir/tensorboard and, with
+    `tracking="mlflow"`, the run is logged to MLflow too (modules/tracking.py).
 
     With `devices` > 1 and no launcher around it, this process becomes rank 0 and
     starts the other ranks (modules/distributed.py); `decided_precision` is how rank 0
@@ -135,6 +145,8 @@ def pretrain(
         settings = PretrainSettings.from_dict(settings)
     scale = Scale.of(settings)
     scale.check()  # before any data is read
+    if run_dir is not None:
+        check_tracking(settings)  # a server that does not answer, said before any data is read
     if launched_rank() != 0:
         printer = None  # rank 0 speaks for the run
     resume = resumable_state(state_dir, settings.identity(), defaults(PretrainSettings)) if state_dir else None
@@ -169,7 +181,9 @@ def pretrain(
     tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate_grad_batches * scale.world_size
     if printer and scale.world_size > 1:
         printer(scale.describe_batch(settings.batch_size, settings.accumulate_grad_batches, settings.block_size))
-    recorder = TrainingRecorder(tokens_per_step, every_n_steps=sample_every(settings), printer=printer)
+    loggers = run_loggers(run_dir, settings, "pretrain")  # TensorBoard (and MLflow): the recorder's rows
+    recorder = TrainingRecorder(tokens_per_step, every_n_steps=sample_every(settings), printer=printer,
+                                loggers=loggers)
     saved_choice = decided_precision or (
         saved_precision_choice(resume[0]) if resume and settings.precision == "auto" else None)
     # A resumed run keeps the first attempt's choice: a new measurement could flip it and end elsewhere.
@@ -198,6 +212,7 @@ def pretrain(
             module, datamodule=datamodule, verbose=False
         )[0]
     last_train = [row["train_loss"] for row in recorder.history if "train_loss" in row]
+    described = datamodule.describe()
     metrics = {
         "val_loss": evaluation["val_loss"],
         "val_ppl": evaluation["val_ppl"],
@@ -208,13 +223,13 @@ def pretrain(
         "tokens": trainer.global_step * tokens_per_step,
         "parameters": module.model.num_parameters(),
         # The yardstick: a model worth keeping codes the validation text in fewer bits than zlib.
-        "zlib_bpb": zlib_bits_per_byte(datamodule.corpus["validation"]["text"]),
+        "zlib_bpb": described["corpus_summary"]["validation"]["zlib_bpb"],
     }
+    finish_loggers(loggers, metrics, trainer.global_step)
     compute = recorder.compute_record(started=started, device=str(module.device), precision=precision)
     compute["distributed"] = scale.record(settings.batch_size, settings.accumulate_grad_batches)
     if choice:
         compute["precision_choice"] = choice.record()
-    described = datamodule.describe()
     data = {"fingerprint": described["corpus_summary"]["fingerprint"], **described, "settings": asdict(settings)}
     if init:
         data["init_from"] = init.provenance

@@ -16,9 +16,11 @@ from workbench.models.config import PRESETS, DecoderConfig
 from workbench.modules.choices import CAUSAL_LM, HUB_PREFIX, MASKED_LM, OBJECTIVES, OPTIMIZERS, PRETRAIN_PRECISIONS
 from workbench.modules.optim import OptimConfig
 from workbench.modules.scale_settings import devices_setting, distributed_strategy_setting, num_nodes_setting
+from workbench.modules.tracking_settings import tracking_problems, tracking_setting, tracking_uri_setting
 from workbench.settings import Settings, setting
 
-RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches")  # neither changes the trained weights
+# None of these changes the trained weights.
+RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches", "tracking", "tracking_uri", "num_proc")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class PretrainSettings(Settings):
     corpus_paths: list[str] | None = setting(None, 'files or globs, for corpus="text"', path="glob")
     hf_name: str | None = setting(None, 'a Hugging Face dataset, for corpus="hf" (needs the hub or its local cache)')
     text_column: str = setting("text", 'the text column, for corpus="hf"')
+    hf_streaming: bool = setting(False, 'for corpus="hf": read the dataset with load_dataset(streaming=True), row '
+                                 "by row, instead of downloading it whole first; the rows are written once into "
+                                 "the local Arrow cache, the same path as every corpus")
     max_files: int | None = setting(None, "a subset of the corpus's files; None = every file", minimum=1)
     validation_fraction: float = setting(0.05, "share of files held out for validation", above=0, below=1)
     pii: str = setting("keep", "keep | mask: mask replaces the e-mail addresses, credentials in URLs, IP addresses, "
@@ -41,6 +46,9 @@ class PretrainSettings(Settings):
     canary_digits: int = setting(6, "digits of each canary's secret: 10**digits candidates", minimum=1, maximum=12)
     tokenizer: str = setting("byte", "byte | char | bpe", choices=TOKENIZERS)
     vocab_size: int | None = setting(None, 'for tokenizer="bpe": 256 bytes plus merges')
+    num_proc: int | None = setting(None, "processes that scan and tokenize the corpus (Dataset.map); None = one per "
+                                   "core once the corpus is 64 MB or more, else one; the result is the same either "
+                                   "way", minimum=1)
     objective: str = setting(CAUSAL_LM, "causal_lm | masked_lm: a decoder that predicts the next token, or an "
                              "encoder (the same blocks without the causal mask) that predicts masked tokens, BERT's "
                              "recipe: 15% selected, of those 80% masked, 10% random, 10% kept", choices=OBJECTIVES,
@@ -84,12 +92,18 @@ class PretrainSettings(Settings):
                                              "validation split", minimum=1)
     checkpoint_every: int = setting(50, "save the training state every N steps (0 = only at the end), so "
                                     "`workbench run --resume` continues a killed run", minimum=0)
+    tracking: str = tracking_setting()
+    tracking_uri: str | None = tracking_uri_setting()
 
     def more_problems(self) -> Iterator[str]:
+        yield from tracking_problems(self.tracking, self.tracking_uri)
         if self.corpus == "text" and not self.corpus_paths:
             yield 'corpus="text" needs corpus_paths: a file, a glob, or a list of them'
         if self.corpus == "hf" and not self.hf_name:
             yield 'corpus="hf" needs hf_name: the Hugging Face dataset to read'
+        if self.hf_streaming and self.corpus != "hf":
+            yield (f'hf_streaming=True does not apply to corpus={self.corpus!r}: only corpus="hf" is streamed '
+                   "(set hf_streaming=False)")
         bad = [r for r in self.canary_repetitions if isinstance(r, bool) or not isinstance(r, int) or r < 1]
         if bad:
             yield f"canary_repetitions={self.canary_repetitions!r}: each entry is a positive int (bad: {bad!r})"
@@ -145,7 +159,7 @@ class PretrainSettings(Settings):
         if self.corpus == "text":
             options["paths"] = self.corpus_paths
         if self.corpus == "hf":
-            options.update(hf_name=self.hf_name, text_column=self.text_column)
+            options.update(hf_name=self.hf_name, text_column=self.text_column, streaming=self.hf_streaming)
         return options
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
+
+AXES = ("step", "tokens", "examples", "time_s")  # what a row is plotted against, not a curve of its own
 
 
 def _scalar(value: Any) -> float:
@@ -50,7 +54,7 @@ class TrainingRecorder(L.Callback):
     """
 
     def __init__(self, tokens_per_step: int | None, every_n_steps: int = 10, printer=None,
-                 tokens_per_image: int | None = None) -> None:
+                 tokens_per_image: int | None = None, loggers: Sequence[Logger] = ()) -> None:
         self.tokens_per_step = tokens_per_step
         self.tokens_per_image = tokens_per_image  # a ViT's tokens per image, for batches of pixels
         self.counts_batches = tokens_per_step is None
@@ -58,6 +62,7 @@ class TrainingRecorder(L.Callback):
         self._real_tokens: torch.Tensor | int = 0  # a device tensor once batches arrive
         self.every_n_steps = max(1, every_n_steps)
         self.printer = printer
+        self.loggers = list(loggers)  # Lightning loggers (modules/tracking.py) that get every row, at its step
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0
         self.train_steps = 0
@@ -86,6 +91,13 @@ class TrainingRecorder(L.Callback):
             if key in trainer.callback_metrics:
                 row[key] = _scalar(trainer.callback_metrics[key])
         return row
+
+    def _record(self, row: dict[str, float]) -> None:
+        """A row joins the history and goes to every logger at its own step, so their curves are history.json's."""
+        self.history.append(row)
+        curves = {k: v for k, v in row.items() if k not in AXES}
+        for logger in self.loggers:
+            logger.log_metrics(curves, step=row["step"])
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_start = time.perf_counter() - self._seconds_before
@@ -132,13 +144,13 @@ class TrainingRecorder(L.Callback):
         if step % self.every_n_steps == 0 or step == trainer.max_steps:
             row = self._row(trainer, ("train_loss", "grad_norm"))
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
-            self.history.append(row)
+            self._record(row)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
         row = self._row(trainer, ("val_loss", "val_ppl", "val_bpb", "val_accuracy"))
-        self.history.append(row)
+        self._record(row)
         if self.printer:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
             self.printer(f"step {row['step']:>6}  {shown}  ({row['time_s']:.1f} s)")

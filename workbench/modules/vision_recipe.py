@@ -33,6 +33,7 @@ from workbench.modules.optim import OptimConfig
 from workbench.modules.precision import PrecisionChoice, choose_precision
 from workbench.modules.precision_memory import remembered_choice
 from workbench.modules.recorder import TrainingRecorder
+from workbench.modules.tracking import finish_loggers, run_loggers
 from workbench.modules.training import make_trainer, quiet_lightning
 from workbench.modules.training_state import TrainingState, resumable_state, saved_precision_choice
 from workbench.modules.vision_pretrain import VisionPretrainModule, mean_prediction_loss
@@ -88,12 +89,14 @@ def pretrain_vision(
     callbacks: list[L.Callback] = (),
     printer: Callable[[str], None] | None = print,
     state_dir: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
 ) -> VisionPretrainOutcome:
     """Seed, build the images and the model, fit, evaluate on the validation split.
 
     With `state_dir`, the training state is saved there every `checkpoint_every` steps and at the end;
     a state saved there under the same settings is resumed, ending with the weights and metrics of a run
-    that never stopped.
+    that never stopped. With `run_dir` (the run folder), TensorBoard event files go into run_dir/tensorboard
+    and, with `tracking="mlflow"`, the run is logged to MLflow too (modules/tracking.py).
     """
     if isinstance(settings, dict):
         settings = VisionPretrainSettings.from_dict(settings)
@@ -120,7 +123,9 @@ def pretrain_vision(
                 f"parameters, {images} training images of {config.channels}x{config.image_size}x{config.image_size}, "
                 f"{config.num_patches} patches each")
     tokens_per_image = config.num_prefix_tokens + config.num_patches
-    recorder = TrainingRecorder(settings.batch_size * tokens_per_image, every_n_steps=every, printer=printer)
+    loggers = run_loggers(run_dir, settings, "pretrain-vision")  # TensorBoard (and MLflow): the recorder's rows
+    recorder = TrainingRecorder(settings.batch_size * tokens_per_image, every_n_steps=every, printer=printer,
+                                loggers=loggers)
     saved_choice = saved_precision_choice(resume[0]) if resume and settings.precision == "auto" else None
     # A resumed run keeps the first attempt's choice: a new measurement could flip it and end elsewhere.
     choice = PrecisionChoice.from_record(saved_choice) if saved_choice else _precision_choice(settings, module,
@@ -154,6 +159,7 @@ def pretrain_vision(
     if settings.objective == MAE:  # the yardstick: predicting every hidden patch as its mean
         batches = _first(datamodule.val_dataloader(), settings.final_eval_batches)
         metrics["baseline_val_loss"] = mean_prediction_loss(module.eval(), batches)
+    finish_loggers(loggers, metrics, trainer.global_step)
     compute = recorder.compute_record(started=started, device=str(module.device), precision=precision)
     seconds = max(compute["train_time_s"], 1e-9)
     compute.update(train_images=recorder.train_steps * settings.batch_size,
@@ -206,8 +212,12 @@ def finetune_vision(
     *,
     callbacks: list[L.Callback] = (),
     printer: Callable[[str], None] | None = print,
+    run_dir: str | os.PathLike | None = None,
 ) -> VisionFinetuneOutcome:
-    """Seed; load the base and the image set; attach a head and a strategy; fit; test on the held-out split."""
+    """Seed; load the base and the image set; attach a head and a strategy; fit; test on the held-out split.
+
+    `run_dir`: as for `pretrain_vision`, TensorBoard into the run folder and MLflow when asked.
+    """
     if isinstance(settings, dict):
         settings = VisionFinetuneSettings.from_dict(settings)
     if not settings.base.strip():
@@ -241,8 +251,9 @@ def finetune_vision(
                 f"{settings.strategy} trains {counts['trainable']:,} "
                 f"({100 * counts['trainable'] / counts['total']:.2f}%)")
     config = base.backbone.vit.config
+    loggers = run_loggers(run_dir, settings, "finetune-vision")  # TensorBoard (and MLflow): the recorder's rows
     recorder = TrainingRecorder(None, every_n_steps=sample_every(steps), printer=printer,
-                                tokens_per_image=config.num_prefix_tokens + config.num_patches)
+                                tokens_per_image=config.num_prefix_tokens + config.num_patches, loggers=loggers)
     trainer = make_trainer(precision=settings.precision,
                            callbacks=[recorder, *module.strategy_callbacks(), *callbacks],
                            grad_clip=settings.grad_clip, max_epochs=settings.max_epochs)
@@ -259,6 +270,7 @@ def finetune_vision(
         "label_fraction": settings.label_fraction,
         "steps": trainer.global_step,
     }
+    finish_loggers(loggers, metrics, trainer.global_step)
     compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
     data = {"task": datamodule.task_record(), "image_set": datamodule.describe(), "base": base.description,
             "image_inputs": datamodule.inputs.to_dict(), "settings": asdict(settings)}

@@ -28,12 +28,14 @@ from workbench.modules.choices import (
     VISION_POOLINGS,
 )
 from workbench.modules.optim import OptimConfig
+from workbench.modules.tracking_settings import tracking_problems, tracking_setting, tracking_uri_setting
 from workbench.settings import Settings, setting
 
 if TYPE_CHECKING:
     from workbench.modules.strategies import Strategy
 
-RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches", "reconstructions")  # none changes the weights
+# None of these changes the weights.
+RESUME_MAY_CHANGE = ("checkpoint_every", "final_eval_batches", "reconstructions", "tracking", "tracking_uri")
 ATTENTION_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # LoRA's default targets in a ViT
 
 
@@ -134,9 +136,12 @@ class VisionPretrainSettings(ImageSetSettings):
                                              "validation split", minimum=1)
     checkpoint_every: int = setting(500, "save the training state every N steps (0 = only at the end), so "
                                     "`workbench run --resume` continues a killed run", minimum=0)
+    tracking: str = tracking_setting()
+    tracking_uri: str | None = tracking_uri_setting()
 
     def more_problems(self) -> Iterator[str]:
         yield from super().more_problems()
+        yield from tracking_problems(self.tracking, self.tracking_uri)
         config = None
         if self.preset in VIT_PRESETS and (self.image_size is None or self.image_size >= 1):
             config = _value(self.model_config)
@@ -211,9 +216,12 @@ class VisionFinetuneSettings(ImageSetSettings):
     warmup_fraction: float = setting(0.1, "share of the steps spent warming up", minimum=0, below=1)
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
     precision: str = setting("32-true", "32-true | bf16-mixed", choices=PRECISIONS)
+    tracking: str = tracking_setting()
+    tracking_uri: str | None = tracking_uri_setting()
 
     def more_problems(self) -> Iterator[str]:
         yield from super().more_problems()
+        yield from tracking_problems(self.tracking, self.tracking_uri)
         if self.lora_targets is not None and not all(isinstance(t, str) and t for t in self.lora_targets or [""]):
             yield f"lora_targets={self.lora_targets!r} must be a non-empty list of module names, or None"
         if self.base.startswith(SCRATCH) and not self.base.removeprefix(SCRATCH).strip():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,13 @@ import yaml
 
 from workbench.runs.environment import now_iso, write_environment
 from workbench.runs.lock import hold_run_lock
-from workbench.runs.model_card import write_model_card
 from workbench.runs.outputs import ATTEMPT_NOTEBOOK_PATTERN, NOTEBOOK_FILE, SPEC_FILE, STATUS_FILE, write_json
 from workbench.runs.parameters import RESERVED, papermill_inference_quiet, validate_parameters
 from workbench.runs.plan import PlannedRun
 from workbench.runs.run_folder import RunFolder
 from workbench.runs.run_records import running_status, write_end, write_start
 from workbench.runs.spec import Spec
+from workbench.runs.tracking import finish_records
 
 stopping = threading.Event()  # set while Ctrl-C is interrupting a sweep's kernels (pipeline.py)
 
@@ -104,10 +103,7 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
         e.add_note(f"run folder (kept): {run_dir}")
         raise
     write_end(run_dir, status, clock, "completed", None)
-    try:
-        write_model_card(run_dir)  # training runs only; from the files above, so written last
-    except Exception as error:  # noqa: BLE001 - a card that cannot be written must not fail a finished run
-        warnings.warn(f"{run_dir}: MODEL_CARD.md not written ({type(error).__name__}: {error})", stacklevel=1)
+    finish_records(run_dir, stacklevel=1)  # the model card, then the tracking server's artifacts
     return RunResult(status["run_id"], run_dir, "completed", metrics, None)
 
 

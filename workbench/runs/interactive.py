@@ -23,7 +23,6 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,10 @@ import yaml
 
 from workbench.runs.environment import write_environment
 from workbench.runs.lock import take_run_lock
-from workbench.runs.model_card import write_model_card
 from workbench.runs.parameters import RESERVED
 from workbench.runs.run_records import running_status, write_end, write_start
 from workbench.runs.spec import find_project_root
+from workbench.runs.tracking import finish_records
 
 RUNS_DIR_VARIABLE = "WORKBENCH_RUNS_DIR"  # where interactive runs go instead of <project>/experiments/runs
 RUNS_SUBDIR = Path("experiments") / "runs"
@@ -95,10 +94,7 @@ def finish_run(out: str | os.PathLike) -> Path:
         return Path(out)
     write_environment(run.folder, run.project_root, run.params)  # again, now with the notebook's data.json
     _end(run, "completed", None)
-    try:
-        write_model_card(run.folder)  # training runs only; from the files above, so written last
-    except Exception as error:  # noqa: BLE001 - a card that cannot be written must not fail a finished run
-        warnings.warn(f"{run.folder}: MODEL_CARD.md not written ({type(error).__name__}: {error})", stacklevel=2)
+    finish_records(run.folder)  # the model card, then the tracking server's artifacts
     return run.folder
 
 

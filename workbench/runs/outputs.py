@@ -36,6 +36,8 @@ AUDIT_FILE = "audit.json"  # what the audit (workbench/audit/) measured of the r
 MODEL_CARD_FILE = "MODEL_CARD.md"
 LIVE_CURVES_FILE = "live-curves.html"
 LOCK_FILE = ".lock"
+# tracking.json (where else the run was logged: MLflow's run id) and tensorboard/ (every run's event files) are
+# written by the training side, so they are spelled in modules/tracking_settings.py, which imports no torch.
 TRAINING_STATE_DIR = "training-state"  # pretraining's resumable state
 CHECKPOINT_DIR = "checkpoint"  # pretraining's model (modules/checkpoint.py's format)
 FINETUNED_DIR = "finetuned"  # fine-tuning's model (modules/finetuned.py's format)

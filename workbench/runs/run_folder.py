@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from workbench.modules.tracking_settings import TRACKING_FILE
 from workbench.runs.lock import effective_status
 from workbench.runs.outputs import (
     AUDIT_FILE,
@@ -138,6 +139,8 @@ class RunFolder:
     data = _Record(DATA_FILE, "data.json: what the run trained on (corpus or task and base, tokenizer, settings)")
     environment = _Record(ENVIRONMENT_FILE, "environment.json: interpreter, machine, packages, git state, seed")
     audit = _Record(AUDIT_FILE, "audit.json: what the audit measured of the model (memorization, private data, bias)")
+    tracking = _Record(TRACKING_FILE, "tracking.json: where else the run was logged ({'mlflow': {tracking_uri, "
+                       "experiment_name, experiment_id, run_id}})")
     checkpoint_config = _Record(f"{CHECKPOINT_DIR}/{MODEL_CONFIG_FILE}", "a pretraining run's model architecture")
     own_model_config = _Record(MODEL_CONFIG_FILE, "a checkpoint folder's model architecture (the folder given "
                                                   "is the checkpoint/ itself)")
