@@ -163,6 +163,13 @@ def test_offline_a_hub_name_is_refused_before_loading(monkeypatch, cache_dir, no
 
 
 def test_an_unreachable_hub_is_named_before_loading(monkeypatch, cache_dir, no_loading):
+    import huggingface_hub.constants
+
+    # Online as far as every reader of HF_HUB_OFFLINE knows: an earlier test of the session may have imported
+    # datasets or huggingface_hub with it set, and both read it once, at import.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr("workbench.data.corpora.hub_reachable", lambda *args, **kwargs: False)
     with pytest.raises(CorpusUnavailableError,
