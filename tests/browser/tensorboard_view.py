@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -54,6 +55,9 @@ def show_scalars(browser, url: str, screenshot: Path, expected: list[str]) -> st
         page.goto(f"{url}/#timeseries", wait_until="networkidle")
         for text in expected:
             page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
+        for group in page.locator("metrics-card-group-toolbar").all():  # TensorBoard opens only the first groups
+            if group.inner_text().split("\n")[0].strip() in expected and "expand_more" in group.inner_html():
+                group.click()
         page.locator("line-chart canvas").first.wait_for(timeout=60_000)  # the curves themselves, drawn
         time.sleep(2)  # the line charts animate in
         screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +74,8 @@ def main(argv: list[str]) -> None:
         sys.exit(f"no TensorBoard event files under {logdir}")
     from playwright.sync_api import sync_playwright
 
-    with tensorboard_server(logdir, screenshot.with_suffix(".log")) as url, sync_playwright() as playwright:
+    log = Path(tempfile.mkdtemp(prefix="tensorboard-view-")) / "tensorboard.log"
+    with tensorboard_server(logdir, log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
             show_scalars(browser, url, screenshot, ["val_loss", "train_loss"])
