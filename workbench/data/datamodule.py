@@ -4,9 +4,9 @@ The prepared corpus (prepared.py) is the raw one scanned for private data, maske
 canaries when asked; the tokenizer is fitted on its train text, as the audit rebuilds it.
 
 All arguments are checked in `__init__`, so a typo in a notebook parameter or a
-spec fails before a corpus is read. Blocks are windows on one memory-mapped token
-stream (blocks.py) and a batch is one gather of its rows, so the data path costs
-microseconds per step and memory does not grow with the corpus.
+spec fails before a corpus is read. Blocks are windows on one token stream on disk
+(blocks.py), a batch is its rows read with os.pread, so the data path costs about
+0.1 ms per step and memory does not grow with the corpus.
 """
 
 from __future__ import annotations
