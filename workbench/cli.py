@@ -22,7 +22,7 @@ from workbench.runs import find_project_root, format_runs_table, headline_metric
 from workbench.runs.plan import format_plan
 from workbench.runs.registry import compute_phrase, format_number, read_run
 from workbench.runs.resume import unfinished_note
-from workbench.runs.runner import DEFAULT_RUNS_SUBDIR, PipelineResult, dry_run
+from workbench.runs.runner import DEFAULT_RUNS_SUBDIR, PipelineResult, dry_run, scale_overrides
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -185,8 +185,8 @@ def _sync_notebooks(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     scale = {k: v for k, v in (("devices", args.devices), ("num_nodes", args.num_nodes)) if v is not None}
-    args.param = [*args.param, *scale.items()]
     try:
+        args.param = [*args.param, *scale_overrides(args.spec, scale).items()]
         if args.dry_run:
             print(format_plan(dry_run(args.spec, runs_dir=args.runs_dir, overrides=dict(args.param))))
             return EXIT_COMPLETED

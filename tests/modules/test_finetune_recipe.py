@@ -1,13 +1,12 @@
 """The fine-tuning recipe end to end on a tiny saved base and a local CSV task."""
 
-import csv
 
 import pytest
 import torch
+from finetune_bases import save_tiny_decoder, write_letter_task
 
 from workbench.config import ConfigError
 from workbench.data import build_tokenizer
-from workbench.models import Decoder, DecoderConfig
 from workbench.modules import save_pretrained
 from workbench.modules.finetune_recipe import FinetuneSettings, finetune
 
@@ -18,26 +17,13 @@ def tiny_run(tmp_path_factory):
 
     Its weights are drawn under another seed than the runs' (0), so that `scratch:` (fresh weights drawn
     with the run's seed) really starts somewhere else."""
-    folder = tmp_path_factory.mktemp("run")
-    tokenizer = build_tokenizer("char", ["abcdefghijklmnopqrstuvwxyz .,0123456789"])
-    torch.manual_seed(123)
-    decoder = Decoder(DecoderConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, block_size=64))
-    save_pretrained(folder / "checkpoint", decoder, tokenizer)
-    return folder
+    return save_tiny_decoder(tmp_path_factory.mktemp("run"), seed=123)
 
 
 @pytest.fixture(scope="module")
 def csv_task(tmp_path_factory):
     """Two classes a model can tell apart from the first letter."""
-    path = tmp_path_factory.mktemp("task") / "task.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "group"])
-        for i in range(120):
-            label = "vowel" if i % 2 else "consonant"
-            text = ("a" if i % 2 else "z") + f" item {i}"
-            writer.writerow([text, label, f"g{i % 30}"])
-    return str(path)
+    return write_letter_task(tmp_path_factory.mktemp("task") / "task.csv", rows=120, labels=["consonant", "vowel"])
 
 
 def settings(tiny_run, csv_task, **overrides):

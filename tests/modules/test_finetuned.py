@@ -1,13 +1,10 @@
 """A fine-tuned model saved into its run folder reloads to the same predictions (LoRA merged in)."""
 
-import csv
 
 import pytest
 import torch
+from finetune_bases import save_tiny_decoder, write_letter_task
 
-from workbench.data import build_tokenizer
-from workbench.models import Decoder, DecoderConfig
-from workbench.modules import save_pretrained
 from workbench.modules.checkpoint import CheckpointError
 from workbench.modules.finetune_recipe import finetune
 from workbench.modules.finetuned import load_finetuned, save_finetuned
@@ -15,24 +12,12 @@ from workbench.modules.finetuned import load_finetuned, save_finetuned
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    tokenizer = build_tokenizer("char", ["abcdefghijklmnopqrstuvwxyz .,0123456789"])
-    torch.manual_seed(0)
-    decoder = Decoder(DecoderConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, block_size=64))
-    save_pretrained(folder / "checkpoint", decoder, tokenizer)
-    return folder
+    return save_tiny_decoder(tmp_path_factory.mktemp("run"), seed=0)
 
 
 @pytest.fixture(scope="module")
 def csv_task(tmp_path_factory):
-    path = tmp_path_factory.mktemp("task") / "task.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "group"])
-        for i in range(90):
-            writer.writerow([("a" if i % 3 else "z") + f" item {i}", ["x", "y", "z"][i % 3], f"g{i % 30}"])
-    return str(path)
-
+    return write_letter_task(tmp_path_factory.mktemp("task") / "task.csv", rows=90, labels=["x", "y", "z"])
 
 
 @pytest.mark.parametrize("strategy", ["full", "lora"])

@@ -11,6 +11,10 @@ padded to the longest sequence in the batch with the encoder's pad_id. Labels by
                            (the module shifts them for next-token prediction)
 Texts are encoded once, in `setup`; the train loader reshuffles each epoch from
 a generator seeded once, so the same seed gives the same batches.
+
+On several processes (DDP), every rank draws the same order and takes its slice of each global
+batch of batch_size x processes (`RankBatches`), so together they see the batches one process
+sees at the global batch size.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from workbench.data.tasks.base import IGNORE, SPLITS, TaskData
 from workbench.data.text_encoders import Encoded, TextEncoder
@@ -57,20 +61,25 @@ class FinetuneDataModule(L.LightningDataModule):
             self.datasets[split] = encode_split(self.task, split, self.text_encoder)
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return self._loader("train", shuffle=True, generator=generator)
+        return self._loader("train", training=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", shuffle=False)
+        return self._loader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
-    def _loader(self, split: str, **kwargs) -> DataLoader:
+    def _loader(self, split: str, training: bool = False) -> DataLoader:
         if not self.datasets:
             raise RuntimeError("call setup() before asking for a dataloader")
-        collate = PadCollator(self.text_encoder.pad_id, self.task.kind)
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, collate_fn=collate, **kwargs)
+        rank, world = self._rank_and_world()
+        return rank_loader(self.datasets[split], self.batch_size, seed=self.seed if training else None, rank=rank,
+                           world=world, collate_fn=PadCollator(self.text_encoder.pad_id, self.task.kind))
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        """This process's share of each global batch: (its rank, the number of processes) in the Trainer's run."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
     def describe(self) -> dict:
         """A JSON-serialisable record of the batches: task, encoder, sizes, truncation."""
@@ -83,6 +92,58 @@ class FinetuneDataModule(L.LightningDataModule):
             "tokens": {split: sum(len(ids) for ids in data.input_ids) for split, data in self.datasets.items()},
             "truncated": {split: data.truncated for split, data in self.datasets.items()},
         }
+
+
+def rank_loader(data: Dataset, batch_size: int, *, seed: int | None, rank: int = 0, world: int = 1,
+                collate_fn=None) -> DataLoader:
+    """This rank's batches of `data`: shuffled from `seed` (training), or in order (seed None: evaluation).
+
+    On one process, the batches of DataLoader(batch_size, shuffle=True, generator seeded once): the
+    loader and the shuffle share the generator, as they do there (each epoch's iterator draws a
+    base seed from it before the permutation), so a run's batches did not move when ranks came.
+    """
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    order = RandomSampler(data, generator=generator) if generator is not None else None
+    batches = RankBatches(len(data), batch_size, order=order, rank=rank, world=world, training=seed is not None)
+    return DataLoader(data, batch_sampler=batches, collate_fn=collate_fn, generator=generator)
+
+
+class RankBatches(Sampler):
+    """Global batches of batch_size x world cut from an order; rank r takes the r-th slice of each.
+
+    The order is `order`'s (training: a RandomSampler seeded once, a new permutation each epoch), or
+    the split's own (evaluation). On one process these are DataLoader(batch_size, shuffle)'s batches,
+    the short last one included. The short last global batch is split as evenly as it goes; in
+    training it is dropped when it has fewer examples than processes, because every rank must take
+    every optimizer step, while in evaluation a rank whose slice is empty skips it.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, order: Sampler | None = None, rank: int = 0, world: int = 1,
+                 training: bool = False):
+        if not 0 <= rank < world:
+            raise RequestError(f"rank must be in [0, {world}), got {rank}")
+        self.n, self.batch_size, self.order, self.rank, self.world = n, batch_size, order, rank, world
+        self.training = training
+
+    @staticmethod
+    def count(n: int, batch_size: int, world: int = 1, rank: int = 0, training: bool = True) -> int:
+        """How many batches `rank` gets from n examples (training: every rank's, an epoch's optimizer steps)."""
+        full, short = divmod(n, batch_size * world)
+        return full + bool(short >= world if training else short > rank)
+
+    def __len__(self) -> int:
+        return self.count(self.n, self.batch_size, self.world, self.rank, self.training)
+
+    def __iter__(self):
+        order = torch.as_tensor(list(self.order) if self.order is not None else range(self.n), dtype=torch.long)
+        width = self.batch_size * self.world
+        for start in range(0, self.n, width):
+            batch = order[start:start + width]
+            if self.training and len(batch) < self.world:
+                return
+            piece = torch.tensor_split(batch, self.world)[self.rank]
+            if len(piece):
+                yield piece.tolist()
 
 
 class EncodedExamples(Dataset):

@@ -18,7 +18,7 @@ from torch import nn
 
 from workbench.config import ConfigError
 from workbench.heads import CLASSIFICATION_KINDS, head_for_task
-from workbench.modules.metrics import TaskMetrics, scalars
+from workbench.modules.metrics import TaskMetrics, loss_weight, scalars
 from workbench.modules.optim import OptimConfig, build_optimizer
 from workbench.modules.strategies import Strategy, WarmupCosineSchedule, optimizer_groups, unique_parameters
 from workbench.modules.training import ClipsGlobalNorm
@@ -96,8 +96,28 @@ class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         predictions = self.predict_batch(batch)
         loss = self.head.loss(predictions, batch["labels"])
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["labels"]))
+        if self._trainer is not None and self.trainer.world_size > 1:
+            loss, logged = self._global_batch_loss(loss, predictions, batch["labels"])
+        else:
+            logged = loss
+        self.log("train_loss", logged, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
+
+    def _global_batch_loss(self, loss: torch.Tensor, predictions: torch.Tensor,
+                           labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's loss scaled so that DDP's mean of the ranks' gradients is the global batch's.
+
+        A head's loss is a mean over this rank's examples or labelled tokens, and ranks hold unequal
+        counts (a short last batch; token tasks always). DDP averages the ranks' gradients equally,
+        so each loss is weighted by count x ranks / global count: the step is then the one a single
+        process takes on the whole global batch, and the logged loss is that batch's mean.
+        """
+        weight = loss_weight(self.task_kind, labels).to(loss.dtype)
+        mine = torch.stack([torch.where(weight > 0, loss.detach() * weight, 0.0), weight])
+        totals = self.trainer.strategy.reduce(mine, reduce_op="sum")
+        if weight == 0:  # nothing labelled here: no gradient, but the graph DDP's reducer waits on
+            return predictions.sum() * 0.0, totals[0] / totals[1]
+        return loss * (weight * self.trainer.world_size / totals[1]), totals[0] / totals[1]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(self.val_metrics, batch)

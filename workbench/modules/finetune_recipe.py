@@ -8,7 +8,6 @@ is loaded.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -16,15 +15,16 @@ from typing import Any, Callable
 
 import lightning as L
 
-from workbench.data.finetune_datamodule import FinetuneDataModule
+from workbench.data.finetune_datamodule import FinetuneDataModule, RankBatches
 from workbench.data.tasks import TaskData, load_task
 from workbench.heads import HEAD_FOR_TASK, build_head
 from workbench.modules.base_model import LoadedBase, load_base
+from workbench.modules.distributed import Scale, launched_rank, local_ranks
 from workbench.modules.finetune import FinetuneModule
 from workbench.modules.finetune_settings import FinetuneSettings
 from workbench.modules.optim import OptimConfig
 from workbench.modules.recorder import TrainingRecorder
-from workbench.modules.tracking import finish_loggers, run_loggers
+from workbench.modules.tracking import check_tracking, finish_loggers, run_loggers
 from workbench.modules.training import make_trainer, quiet_lightning
 
 
@@ -54,9 +54,19 @@ def finetune(
 
     With `run_dir` (the run folder), TensorBoard event files go into run_dir/tensorboard and, with
     `tracking="mlflow"`, the run is logged to MLflow too (modules/tracking.py).
+
+    With `devices` > 1 and no launcher around it, this process becomes rank 0 and starts the other
+    ranks (modules/distributed.py); each takes its slice of every global batch, and the validation
+    and test metrics are summed over all of them.
     """
     if isinstance(settings, dict):
         settings = FinetuneSettings.from_dict(settings)
+    scale = Scale.of(settings)
+    scale.check()  # before the task is parsed or a base is loaded
+    if run_dir is not None:
+        check_tracking(settings)
+    if launched_rank() != 0:
+        printer = None  # rank 0 speaks for the run
     started = time.perf_counter()
     strategy = settings.strategy_value()
     quiet_lightning(modules_in_eval=strategy.base_in_eval)  # a frozen base is in eval mode on purpose
@@ -70,7 +80,7 @@ def finetune(
         pooling=settings.pooling or base.backbone.default_pooling, dropout=settings.dropout, backbone=base.backbone,
     )
     datamodule = FinetuneDataModule(task, base.text_encoder, batch_size=settings.batch_size, seed=settings.seed)
-    steps = settings.max_epochs * math.ceil(len(task.splits["train"]) / settings.batch_size)
+    steps = settings.max_epochs * RankBatches.count(len(task.splits["train"]), settings.batch_size, scale.world_size)
     optim = OptimConfig(
         learning_rate=settings.learning_rate, warmup_steps=int(settings.warmup_fraction * steps),
         max_steps=max(1, steps), weight_decay=settings.weight_decay, min_lr_ratio=0.0,
@@ -84,16 +94,19 @@ def finetune(
             f"{counts['total'] / 1e6:.2f}M parameters, {settings.strategy} trains "
             f"{counts['trainable']:,} ({100 * counts['trainable'] / counts['total']:.2f}%)"
         )
+        if scale.world_size > 1:
+            printer(scale.describe_batch(settings.batch_size, 1))
     # Padded batches of examples: the recorder counts examples and real (attention-mask) tokens itself.
     loggers = run_loggers(run_dir, settings, "finetune")  # TensorBoard (and MLflow): the recorder's rows
     recorder = TrainingRecorder(None, every_n_steps=max(1, steps // 100), printer=printer, loggers=loggers)
-    trainer = make_trainer(
-        precision=settings.precision, callbacks=[recorder, *module.strategy_callbacks(), *callbacks],
-        grad_clip=settings.grad_clip, max_epochs=settings.max_epochs,
-    )
-    trainer.fit(module, datamodule=datamodule)
-    validation = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    with local_ranks(scale, {"recipe": "finetune", "settings": asdict(settings)}):  # ranks 1.., started here
+        trainer = make_trainer(
+            precision=settings.precision, callbacks=[recorder, *module.strategy_callbacks(), *callbacks],
+            grad_clip=settings.grad_clip, max_epochs=settings.max_epochs, scale=scale,
+        )
+        trainer.fit(module, datamodule=datamodule)
+        validation = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     metrics = {
         **{k: float(v) for k, v in sorted(validation.items())},
         **{k: float(v) for k, v in sorted(test.items())},
@@ -106,6 +119,7 @@ def finetune(
     }
     finish_loggers(loggers, metrics, trainer.global_step)
     compute = recorder.compute_record(started=started, device=str(module.device), precision=settings.precision)
+    compute["distributed"] = scale.record(settings.batch_size, 1)
     data = {"task": task.describe(), "base": base.description, "text_encoder": base.text_encoder.describe(),
             "settings": asdict(settings)}
     details = module.details()  # {"validation": {...}, "test": {...}}, each split's own entries, unprefixed

@@ -15,6 +15,7 @@ from workbench.data.choices import TASKS
 from workbench.heads.choices import HEADS, POOLINGS
 from workbench.heads.for_task import HEAD_FOR_TASK, TASK_KINDS
 from workbench.modules.choices import HUB_PREFIX, NAMED_BASES, PRECISIONS, SCRATCH, STRATEGIES
+from workbench.modules.scale_settings import devices_setting, distributed_strategy_setting, num_nodes_setting
 from workbench.modules.tracking_settings import tracking_problems, tracking_setting, tracking_uri_setting
 from workbench.settings import Settings, setting
 
@@ -54,7 +55,8 @@ class FinetuneSettings(Settings):
     lora_dropout: float = setting(0.0, "lora: dropout on the adapter input", minimum=0, below=1)
     lora_targets: list[str] | None = setting(None, "lora: module names to adapt; None = attention and MLP "
                                              "projections")
-    batch_size: int = setting(32, "examples per batch", minimum=1, section="optimisation")
+    batch_size: int = setting(32, "examples per batch on each device (the global batch: x devices x num_nodes)",
+                              minimum=1, section="optimisation")
     max_epochs: int = setting(3, "passes over the training split", minimum=1)
     learning_rate: float = setting(1e-2, "peak rate: a linear probe wants a high one, full fine-tuning a low one "
                                    "(~1e-4 for MiniLM, ~1e-3 for the small decoders)", above=0)
@@ -62,6 +64,9 @@ class FinetuneSettings(Settings):
     warmup_fraction: float = setting(0.1, "share of the steps spent warming up", minimum=0, below=1)
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 = no clipping", minimum=0)
     precision: str = setting("32-true", "32-true | bf16-mixed", choices=PRECISIONS)
+    devices: int = devices_setting()
+    num_nodes: int = num_nodes_setting()
+    distributed_strategy: str = distributed_strategy_setting()
     tracking: str = tracking_setting()
     tracking_uri: str | None = tracking_uri_setting()
 

@@ -53,14 +53,10 @@ class TaskMetrics(nn.Module):
     def update(self, predictions: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
         """One batch: its predictions, labels and mean loss (weighted here by what that mean was over)."""
         labels = labels.detach()
-        if self.task_kind == "causal_lm":
-            weight = int((labels[:, 1:] != IGNORE_INDEX).sum())  # the LM head scores the shifted labels
-        elif self.task_kind == "token_classification":
+        weight = int(loss_weight(self.task_kind, labels))
+        if self.task_kind == "token_classification":
             keep = labels != IGNORE_INDEX
             predictions, labels = predictions[keep], labels[keep]
-            weight = labels.numel()
-        else:
-            weight = labels.shape[0]
         if weight == 0:
             return
         self.loss.update(loss.detach().float(), weight=weight)
@@ -70,13 +66,15 @@ class TaskMetrics(nn.Module):
 
     def compute(self) -> dict[str, Any]:
         """Scalars as floats, the confusion matrix as a list of rows (true label), per-class F1 by label name."""
-        if self.loss.update_count == 0:
+        regression_examples = int(self.metrics["r2"].total) if self.task_kind == "regression" else 0
+        updates, examples = _summed_over_processes(self.loss.device, self.loss.update_count, regression_examples)
+        if updates == 0:
             return {}
-        loss = float(self.loss.compute())
+        loss = float(self.loss.compute())  # torchmetrics sums every state over the processes first
         values: dict[str, Any] = {"loss": loss}
         if self.task_kind == "causal_lm":
             values["perplexity"] = math.exp(min(loss, 700.0))
-        if self.task_kind == "regression" and int(self.metrics["r2"].total) < 2:
+        if self.task_kind == "regression" and examples < 2:
             values["mse"] = float(self.metrics["mse"].compute())
             values["r2"] = float("nan")  # undefined for fewer than two examples
             return values
@@ -92,6 +90,28 @@ class TaskMetrics(nn.Module):
     def reset(self) -> None:
         self.loss.reset()
         self.metrics.reset()
+
+
+def loss_weight(task_kind: str, labels: torch.Tensor) -> torch.Tensor:
+    """What a head's mean loss averages over in this batch: labelled tokens, or examples."""
+    if task_kind == "causal_lm":
+        return (labels[:, 1:] != IGNORE_INDEX).sum()  # the LM head scores the shifted labels
+    if task_kind == "token_classification":
+        return (labels != IGNORE_INDEX).sum()
+    return torch.tensor(labels.shape[0], device=labels.device)
+
+
+def _summed_over_processes(device: torch.device, *counts: int) -> list[int]:
+    """Counts summed over a distributed run's processes (as they are in one process).
+
+    Every process must take the same branch in `compute`: a rank that saw no batch and returned
+    early would leave the others waiting in torchmetrics' gather.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(counts)
+    totals = torch.tensor(counts, dtype=torch.long, device=device)  # NCCL reduces CUDA tensors only
+    torch.distributed.all_reduce(totals)
+    return totals.tolist()
 
 
 def scalars(values: dict[str, Any]) -> dict[str, float]:

@@ -20,8 +20,12 @@ def main(job_file: str) -> None:
         from workbench.modules.pretrain_recipe import pretrain
 
         pretrain(job["settings"], printer=None, state_dir=job["state_dir"], decided_precision=job["decided_precision"])
+    elif job["recipe"] == "finetune":
+        from workbench.modules.finetune_recipe import finetune
+
+        finetune(job["settings"], printer=None)
     else:
-        raise SystemExit(f"unknown recipe {job['recipe']!r}; valid: pretrain")
+        raise SystemExit(f"unknown recipe {job['recipe']!r}; valid: pretrain, finetune")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 

@@ -48,6 +48,7 @@ class TrainingRecorder(L.Callback):
     - `tokens_per_step=None` (fine-tuning): padded batches of examples, so each
       batch's examples and its attention mask's real tokens are counted as fed
       (for batches of pixels, `tokens_per_image` each: no image token is padding).
+    On several processes the counts are the global batch's (summed over the ranks).
     `train_steps` counts optimizer steps. Reading a logged tensor syncs with the
     device, so train rows are taken every `every_n_steps`, not every step, and
     real tokens are summed on the device until a row or the record reads them.
@@ -134,8 +135,7 @@ class TrainingRecorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.train_seconds += time.perf_counter() - self._batch_start
         if self.counts_batches:  # every batch is fed, also one that only accumulates gradients
-            self.examples_seen += batch_examples(batch)
-            self._real_tokens = self._real_tokens + real_tokens(batch, self.tokens_per_image).detach()
+            self._count(trainer, batch)
         step = trainer.global_step
         if step == self._last_step:  # with gradient accumulation: a batch that only added to the gradients
             return
@@ -145,6 +145,18 @@ class TrainingRecorder(L.Callback):
             row = self._row(trainer, ("train_loss", "grad_norm"))
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
             self._record(row)
+
+    def _count(self, trainer: L.Trainer, batch: Any) -> None:
+        """Add a batch's examples and real tokens; on several processes, every rank's slice of the global batch."""
+        tokens = real_tokens(batch, self.tokens_per_image).detach()
+        if trainer.world_size == 1:
+            self.examples_seen += batch_examples(batch)
+            self._real_tokens = self._real_tokens + tokens
+            return
+        counts = torch.stack([torch.tensor(batch_examples(batch), device=tokens.device), tokens.long()])
+        examples, tokens = trainer.strategy.reduce(counts, reduce_op="sum")  # one small collective a step
+        self.examples_seen += int(examples)
+        self._real_tokens = self._real_tokens + tokens
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:

@@ -14,7 +14,8 @@ from workbench.settings import setting
 
 def devices_setting():
     return setting(1, "processes per node (GPUs, or CPU processes on a CPU machine); batch_size is per device, "
-                   "and the global batch is batch_size x devices x num_nodes x accumulate_grad_batches",
+                   "and the global batch is batch_size x devices x num_nodes (x accumulate_grad_batches, in "
+                   "pretraining)",
                    minimum=1, section="scale (the global batch, not the per-device one, shapes training)")
 
 

@@ -31,6 +31,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from workbench.config import ConfigError, from_dict
 from workbench.modules.choices import STRATEGIES
@@ -270,13 +271,17 @@ class GradualUnfreeze(BaseFinetuning):
         factor = self._schedule_multiplier(pl_module, optimizer)
         in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
         count = self.unfrozen_groups(epoch, len(groups), pl_module.head)
+        unfrozen = False
         for index in range(len(groups) - 1, len(groups) - 1 - count, -1):
             new = [p for p in groups[index] if id(p) not in in_optimizer]
             if not new:
                 continue
             set_trainable(new, True)
+            unfrozen = True
             for group in decay_split(new, lrs[index], self.weight_decay, layer_group_name(index, len(groups))):
                 optimizer.add_param_group(dict(group, initial_lr=group["lr"], lr=group["lr"] * factor))
+        if unfrozen:
+            rewrap_ddp(pl_module.trainer)
 
     @staticmethod
     def _schedule_multiplier(pl_module: L.LightningModule, optimizer: torch.optim.Optimizer) -> float:
@@ -284,6 +289,19 @@ class GradualUnfreeze(BaseFinetuning):
             if config.scheduler.optimizer is optimizer and hasattr(config.scheduler, "multiplier"):
                 return config.scheduler.multiplier()
         return 1.0
+
+
+def rewrap_ddp(trainer: L.Trainer) -> None:
+    """Wrap the module in DistributedDataParallel again, after parameters started to require gradients.
+
+    DDP's reducer all-reduces the gradients of the parameters that required them when it was built,
+    and no others: a layer unfrozen later would train on each rank's own gradient alone and the ranks
+    would drift apart without an error. A new wrapper (DDP broadcasts rank 0's weights, which every
+    rank already holds) includes them. Every rank unfreezes at the same epoch start, outside any step.
+    """
+    strategy = trainer.strategy
+    if isinstance(strategy.model, DistributedDataParallel):
+        strategy.model = strategy._setup_model(strategy.lightning_module)
 
 
 def gradual_unfreeze_callbacks(strategy: Strategy, optim: OptimConfig) -> list[L.Callback]:

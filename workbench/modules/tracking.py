@@ -33,10 +33,12 @@ HEALTH_TIMEOUT_S = 5.0
 
 
 def run_loggers(run_dir: str | os.PathLike | None, settings: Any, kind: str) -> list[Logger]:
-    """The loggers of a run writing into `run_dir` (none without one, and none on ranks other than 0)."""
+    """The loggers of a run writing into `run_dir` (none without one, and none on ranks other than 0).
+
+    The recipe has called `check_tracking` at its start, before any data was read.
+    """
     if run_dir is None or launched_rank() != 0:
         return []
-    check_tracking(settings)
     run_dir = Path(run_dir)
     parameters = _flat_settings(settings)
     tensorboard = TensorBoardLogger(save_dir=run_dir, name=TENSORBOARD_DIR, version="", default_hp_metric=False)

@@ -29,7 +29,7 @@ def quiet_lightning(*, modules_in_eval: bool = False) -> None:
     # The datamodule restores the data stream's position itself (its state_dict), so mid-epoch resume is exact.
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     # The recipes reduce epoch-level metrics over processes themselves (sums of token losses, not means of means).
-    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val_")
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test)_")
     if modules_in_eval:
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 

@@ -33,7 +33,7 @@ from workbench.modules.optim import OptimConfig
 from workbench.modules.precision import PrecisionChoice, choose_precision
 from workbench.modules.precision_memory import remembered_choice
 from workbench.modules.recorder import TrainingRecorder
-from workbench.modules.tracking import finish_loggers, run_loggers
+from workbench.modules.tracking import check_tracking, finish_loggers, run_loggers
 from workbench.modules.training import make_trainer, quiet_lightning
 from workbench.modules.training_state import TrainingState, resumable_state, saved_precision_choice
 from workbench.modules.vision_pretrain import VisionPretrainModule, mean_prediction_loss
@@ -100,6 +100,8 @@ def pretrain_vision(
     """
     if isinstance(settings, dict):
         settings = VisionPretrainSettings.from_dict(settings)
+    if run_dir is not None:
+        check_tracking(settings)  # a server that does not answer, said before any image is read
     resume = resumable_state(state_dir, settings.identity(), defaults(VisionPretrainSettings)) if state_dir else None
     started = time.perf_counter()
     quiet_lightning()
@@ -223,6 +225,8 @@ def finetune_vision(
     if not settings.base.strip():
         raise RequestError('base="" names no base: give a vision pretraining run folder or "scratch:<that folder>" '
                            "(notebooks/finetune-vision.ipynb pretrains one first when base is empty)")
+    if run_dir is not None:
+        check_tracking(settings)  # before the base and the images are loaded
     started = time.perf_counter()
     strategy = settings.strategy_value()
     quiet_lightning(modules_in_eval=strategy.base_in_eval)  # a frozen base is in eval mode on purpose

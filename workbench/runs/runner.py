@@ -19,6 +19,7 @@ from workbench.config import ConfigError
 from workbench.modules.scale_settings import launched_rank
 from workbench.runs.execute import RunResult, execute_run, kept
 from workbench.runs.outputs import NOTEBOOK_FILE, PARAMS_FILE, PLAN_FILE, SPEC_FILE, STATUS_FILE  # noqa: F401 - re-exported
+from workbench.runs.parameters import notebook_parameters
 from workbench.runs.pipeline import PipelineResult, run_pipeline
 from workbench.runs.plan import Plan, make_plan
 from workbench.runs.resume import ResumeError, check_same_spec, folder_to_resume, run_status
@@ -102,6 +103,24 @@ def scratch_for_other_rank(runs_dir: Path, spec: Spec, resume: bool | str | Path
             folder = folder_to_resume(runs_dir, spec, None if resume is True else Path(resume))
             resume = Path(shutil.copytree(folder, scratch / folder.name))
         yield scratch, resume
+
+
+def scale_overrides(spec_path: str | Path, scale: dict[str, int]) -> dict[str, int]:
+    """`--devices` / `--num-nodes` as overrides: in a pipeline, for the stages whose notebooks take them.
+
+    Pretraining and fine-tuning stages take them, a summary's notebook does not; a plain spec gets
+    them as they are, so a notebook without them is refused by the parameter check, naming the valid ones.
+    """
+    if not scale:
+        return {}
+    spec = load_spec(spec_path)
+    if len(spec.stages) == 1:
+        return dict(scale)
+    takers = [stage.name for stage in spec.stages if set(scale) <= set(notebook_parameters(stage.notebook))]
+    if not takers:
+        raise ConfigError(f"{spec.path}: no stage's notebook takes {', '.join(scale)}; stages are: "
+                          f"{', '.join(s.name for s in spec.stages)}")
+    return {f"{stage}.{key}": value for stage in takers for key, value in scale.items()}
 
 
 def dry_run(spec_path: str | Path, *, runs_dir: str | Path | None = None,
