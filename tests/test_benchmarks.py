@@ -198,3 +198,16 @@ def test_quality_clock_records_when_the_target_is_first_reached():
     assert [s for s, _, _ in summary["curve"]] == [2, 4, 6]
     assert summary["reached_step"] == 4 and summary["best_val_loss"] < 0.01
     assert len(clock.step_times()) == 6
+
+
+def test_the_device_check_runs_pretrain_under_each_strategy_it_can_here():
+    from benchmarks.device_check import device_check, format_results
+
+    results = device_check(steps=4, warmup=1, smoke=True, timeout=300)
+    assert results["single"]["strategy"] == "none" and results["ddp-1-device"]["strategy"] == "ddp"
+    for name in ("single", "ddp-1-device"):
+        assert results[name]["tokens_per_s"] > 0 and 0 < results[name]["mfu"] < 1, results[name]
+    assert results["ddp-1-device"]["val_loss"] == pytest.approx(results["single"]["val_loss"], abs=1e-4)
+    if not torch.cuda.is_available():
+        assert results["fsdp-1-device"] == {"skipped": "skipped: FSDP needs CUDA"}
+    assert "ddp-1-device | ddp |" in format_results(results)

@@ -41,3 +41,16 @@ def test_two_processes_at_batch_8_follow_one_process_at_batch_16_step_for_step()
     assert two.compute["distributed"]["global_batch_size"] == 16 and two.compute["distributed"]["world_size"] == 2
     # The run gives this process its environment back.
     assert "LOCAL_RANK" not in os.environ and "MASTER_PORT" not in os.environ
+
+
+def test_ddp_asked_for_on_one_process_runs_the_ddp_path_and_trains_as_without_it():
+    """What the GPU check measures as "DDP on 1 device": the wrapper and its process group, no second rank."""
+    import torch
+
+    plain = pretrain({**QUICK, "batch_size": 16, "max_steps": 10}, printer=None)
+    wrapped = pretrain({**QUICK, "batch_size": 16, "max_steps": 10, "distributed_strategy": "ddp"}, printer=None)
+    assert wrapped.compute["distributed"]["strategy"] == "ddp" and wrapped.compute["distributed"]["world_size"] == 1
+    assert plain.compute["distributed"]["strategy"] == "none"
+    for key in ("val_loss", "train_loss"):
+        assert wrapped.metrics[key] == pytest.approx(plain.metrics[key], abs=1e-6)
+    assert not torch.distributed.is_initialized()  # the run's process group went with it

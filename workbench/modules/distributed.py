@@ -58,10 +58,15 @@ class Scale:
 
     @property
     def resolved_strategy(self) -> str:
-        """What `auto` means for this many processes."""
-        if self.world_size == 1:
-            return "none"
-        return "ddp" if self.strategy == "auto" else self.strategy
+        """What `auto` means for this many processes; `ddp` or `fsdp` asked for by name hold even for one."""
+        if self.strategy != "auto":
+            return self.strategy
+        return "none" if self.world_size == 1 else "ddp"
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the Trainer runs a process group (one process under DDP or FSDP has one too)."""
+        return self.resolved_strategy != "none"
 
     def check(self) -> None:
         """What this machine cannot do, before any data is read."""
@@ -83,8 +88,12 @@ class Scale:
                                "srun: see the README's 'Across machines'); without one, use num_nodes=1")
 
     def lightning_strategy(self) -> Any:
-        """The Trainer's `strategy`: "auto" for one process, else DDP or FSDP over processes that already exist."""
-        if self.world_size == 1:
+        """The Trainer's `strategy`: "auto" for one process, else DDP or FSDP over processes that already exist.
+
+        One process under `ddp` or `fsdp` by name runs the strategy's own code path (a GPU check of
+        the wrapper's cost, or FSDP's sharded state on a single device).
+        """
+        if not self.distributed:
             return "auto"
         if self.resolved_strategy == "fsdp":
             return _ExistingProcessesFSDP(timeout=COLLECTIVE_TIMEOUT)
@@ -154,8 +163,15 @@ def local_ranks(scale: Scale, job: dict[str, Any]) -> Iterator[None]:
     this process gets its threads and environment back at the end. A worker that fails makes
     rank 0 fail at its next collective; the error then carries the worker's log.
     """
-    if scale.world_size == 1 or launched_externally():
+    if launched_externally():
         yield
+        return
+    if scale.world_size == 1:
+        try:
+            yield
+        finally:  # one process under DDP or FSDP: the process group Lightning made goes with the run
+            if scale.distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
         return
     threads = max(1, torch.get_num_threads() // scale.devices)
     shared = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(find_free_network_port()),
