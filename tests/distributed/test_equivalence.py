@@ -53,4 +53,5 @@ def test_ddp_asked_for_on_one_process_runs_the_ddp_path_and_trains_as_without_it
     assert plain.compute["distributed"]["strategy"] == "none"
     for key in ("val_loss", "train_loss"):
         assert wrapped.metrics[key] == pytest.approx(plain.metrics[key], abs=1e-6)
-    assert not torch.distributed.is_initialized()  # the run's process group went with it
+    assert not torch.distributed.is_initialized()  # the run's process group went with it, and its variables
+    assert "MASTER_PORT" not in os.environ and "MASTER_ADDR" not in os.environ

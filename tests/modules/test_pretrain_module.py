@@ -56,7 +56,7 @@ def test_gradient_clipping_bounds_the_global_norm_and_logs_it():
     module.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
     for p in module.parameters():
         p.grad = torch.full_like(p, 10.0)
-    module.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    module.configure_gradient_clipping(module.configure_optimizers()["optimizer"], gradient_clip_val=1.0)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
     assert norm.item() == pytest.approx(1.0, rel=1e-4)
     assert logged["grad_norm"] > 100

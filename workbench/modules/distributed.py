@@ -167,11 +167,17 @@ def local_ranks(scale: Scale, job: dict[str, Any]) -> Iterator[None]:
         yield
         return
     if scale.world_size == 1:
+        # One process under DDP or FSDP: Lightning sets MASTER_ADDR/MASTER_PORT (and OMP_NUM_THREADS) for its
+        # process group; the group and the variables go with the run, or the next run would read them.
+        saved_env = {k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "OMP_NUM_THREADS")}
+        saved_threads = torch.get_num_threads()
         try:
             yield
-        finally:  # one process under DDP or FSDP: the process group Lightning made goes with the run
+        finally:
             if scale.distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
+            _restore(saved_env)
+            torch.set_num_threads(saved_threads)
         return
     threads = max(1, torch.get_num_threads() // scale.devices)
     shared = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(find_free_network_port()),
@@ -186,7 +192,7 @@ def local_ranks(scale: Scale, job: dict[str, Any]) -> Iterator[None]:
         workers.append((rank, subprocess.Popen([sys.executable, "-m", "workbench.modules.rank_worker", str(job_file)],
                                                env=env, stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
-    saved_env = {k: os.environ.get(k) for k in (*shared, "LOCAL_RANK")}
+    saved_env = {k: os.environ.get(k) for k in (*shared, "LOCAL_RANK", "OMP_NUM_THREADS")}
     saved_threads = torch.get_num_threads()
     os.environ.update(shared, LOCAL_RANK="0")
     torch.set_num_threads(threads)
@@ -215,12 +221,17 @@ def local_ranks(scale: Scale, job: dict[str, Any]) -> Iterator[None]:
             if code != 0 and not failed:
                 raise RuntimeError(f"rank {rank} exited with {code} after rank 0 finished; its log ends:\n"
                                    + _tail(folder / WORKER_LOG.format(rank=rank)))
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore(saved_env)
         torch.set_num_threads(saved_threads)
+
+
+def _restore(saved_env: dict[str, str | None]) -> None:
+    """Put environment variables back as they were (None: it was not set)."""
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _die_with_parent() -> None:

@@ -88,9 +88,10 @@ class TrainingRecorder(L.Callback):
         if self.counts_batches:
             row["examples"] = self.examples_seen
         row["time_s"] = round(self.wall_seconds, 4)
+        logged = trainer.callback_metrics  # a property that rebuilds its dict from Lightning's results: read once
         for key in keys:
-            if key in trainer.callback_metrics:
-                row[key] = _scalar(trainer.callback_metrics[key])
+            if key in logged:
+                row[key] = _scalar(logged[key])
         return row
 
     def _record(self, row: dict[str, float]) -> None:
