@@ -100,7 +100,7 @@ class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
             loss, logged = self._global_batch_loss(loss, predictions, batch["labels"])
         else:
             logged = loss
-        self.log("train_loss", logged, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["labels"]))
+        self.keep_step_metric("train_loss", logged)
         return loss
 
     def _global_batch_loss(self, loss: torch.Tensor, predictions: torch.Tensor,

@@ -135,8 +135,10 @@ class PretrainModule(ClipsGlobalNorm, L.LightningModule):
         loss, _, _ = self.loss_on(batch, generator)
         if self.logs_step_metrics():
             # Averaged over the processes' equal shares: the loss of the global batch, as one process would log it.
-            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True,
-                     sync_dist=self._rank_and_world()[1] > 1)
+            shown = loss.detach()
+            if self._rank_and_world()[1] > 1:
+                shown = self.trainer.strategy.reduce(shown, reduce_op="mean")
+            self.keep_step_metric("train_loss", shown)
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -88,7 +88,8 @@ class TrainingRecorder(L.Callback):
         if self.counts_batches:
             row["examples"] = self.examples_seen
         row["time_s"] = round(self.wall_seconds, 4)
-        logged = trainer.callback_metrics  # a property that rebuilds its dict from Lightning's results: read once
+        # callback_metrics is a property that rebuilds its dict from Lightning's results: read once
+        logged = {**trainer.callback_metrics, **getattr(trainer.lightning_module, "step_metrics", {})}
         for key in keys:
             if key in logged:
                 row[key] = _scalar(logged[key])

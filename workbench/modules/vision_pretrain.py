@@ -112,7 +112,7 @@ class VisionPretrainModule(ClipsGlobalNorm, L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self.loss_on(batch, step_generator(self.seed, self.global_step))  # this step's masks
         if self.logs_step_metrics():
-            self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self.keep_step_metric("train_loss", loss)
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -98,7 +98,9 @@ class LiveCurves(L.Callback):
         """Append the current value of every scalar logged metric (only validation ones when prefix="val_")."""
         self.reads += 1
         step = trainer.global_step
-        for key, value in trainer.callback_metrics.items():
+        # The step's scalars (train_loss, grad_norm) are the module's `step_metrics`, not logged through Lightning.
+        logged = {**trainer.callback_metrics, **getattr(trainer.lightning_module, "step_metrics", {})}
+        for key, value in logged.items():
             if prefix and not key.startswith(prefix):
                 continue
             if not prefix and key.startswith("val_"):
