@@ -40,7 +40,7 @@ from workbench.modules.precision import cpu_has_native_bf16
 PROJECT = Path(__file__).resolve().parents[1]
 PARTS = "abcdefghi"
 
-FULL = dict(peak_seconds=0.6, peak_sizes=peak.SIZES, overhead_steps=300, recipe_steps=2000, eval_every=100,
+FULL = dict(peak_seconds=0.6, peak_sizes=peak.SIZES, overhead_steps=600, recipe_steps=2000, eval_every=100,
             data_max_files=None, num_procs=(1, 2),
             notebook=dict(corpus="stdlib", max_files=120, tokenizer="byte", preset="tiny", block_size=128,
                           batch_size=16, max_steps=150, warmup_steps=15, eval_every=50, eval_batches=10,

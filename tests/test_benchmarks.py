@@ -7,6 +7,7 @@ that each part produced its figures and that the figures are consistent with eac
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,8 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     for run in (results["recipe"], results["best"], results["nanogpt"]):
         assert [s for s, _, _ in run["curve"]] == [3, 6]  # evaluated every 3 steps, nanoGPT's protocol
     assert 0 <= results["bare"][0]["data_wait_fraction"] < 1
+    assert results["lightning"][0]["paired_steps"] == 5  # 8 steps, the first 2 of warm-up, the first bare one alone
+    assert "Lightning overhead, step by step (median of rounds)" in done.stdout
     assert results["tokenization"]["rows"][0]["tokens_per_s"] > 0
     notebook = results["notebook"]
     assert notebook["same_val_loss"], notebook  # the notebook trains exactly what the plain call trains
@@ -163,6 +166,21 @@ def test_generation_part_times_both_paths_and_checks_they_agree():
     assert row["speedup"] == pytest.approx(row["uncached_s"] / row["cached_s"], rel=0.01)
     table = render({"machine": {"load_avg_before": 0, "cores": 2}, "generation": result})
     assert "generate 6 tokens, tiny (0.1M, cpu): KV cache / none" in table and "x with the cache" in table
+
+
+def test_the_paired_overhead_holds_where_a_ratio_of_medians_jumps_between_the_machines_speed_modes():
+    from benchmarks.training import paired_overhead
+
+    # A VM with two speed modes, 20 and 30 ms a bare step, and Lightning 1 ms over the bare step beside it.
+    # Two of 100 pairs straddle a switch (Lightning slow, bare fast): that alone moves each list's median
+    # to the other mode, and the ratio of the medians to +55%. The pairs still say about 1 ms.
+    bare = [0.020 if i % 2 else 0.030 for i in range(98)] + [0.020, 0.020]
+    lightning = [b + 0.001 for b in bare[:98]] + [0.031, 0.031]
+    figures = paired_overhead(lightning, bare)
+    assert figures["paired_steps"] == 100
+    assert figures["paired_overhead_ms"] == pytest.approx(1.0)
+    assert 1 / 30 <= figures["paired_overhead"] <= 1 / 20
+    assert statistics.median(lightning) / statistics.median(bare) - 1 == pytest.approx(0.55)
 
 
 def test_flops_formula_is_6n_plus_attention():

@@ -21,12 +21,12 @@ from workbench.heads import CLASSIFICATION_KINDS, head_for_task
 from workbench.modules.metrics import TaskMetrics, loss_weight, scalars
 from workbench.modules.optim import OptimConfig, build_optimizer
 from workbench.modules.strategies import Strategy, WarmupCosineSchedule, optimizer_groups, unique_parameters
-from workbench.modules.training import ClipsGlobalNorm
+from workbench.modules.training import ClipsGlobalNorm, PlainHookNames
 
 SPLIT_OF_STAGE = {"val": "validation", "test": "test"}  # metric prefix -> the split it evaluates
 
 
-class FinetuneModule(ClipsGlobalNorm, L.LightningModule):
+class FinetuneModule(ClipsGlobalNorm, PlainHookNames, L.LightningModule):
     def __init__(
         self,
         backbone: nn.Module,

@@ -28,7 +28,7 @@ from workbench.models import Decoder, DecoderConfig, Encoder, EncoderConfig
 from workbench.modules.choices import CAUSAL_LM, MASKED_LM
 from workbench.modules.masked_lm import IGNORE, mask_tokens, masked_lm_loss, step_generator
 from workbench.modules.optim import OptimConfig, build_optimizer, warmup_cosine
-from workbench.modules.training import ClipsGlobalNorm
+from workbench.modules.training import ClipsGlobalNorm, PlainHookNames
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ OBJECTIVE_MODELS = {CAUSAL_LM: (DecoderConfig, Decoder), MASKED_LM: (EncoderConf
 VALIDATION_SEED = 1_234_567  # the masked LM's validation masks: one fixed draw per batch
 
 
-class PretrainModule(ClipsGlobalNorm, L.LightningModule):
+class PretrainModule(ClipsGlobalNorm, PlainHookNames, L.LightningModule):
     def __init__(
         self,
         model_config: DecoderConfig | dict[str, Any],

@@ -7,12 +7,14 @@ Lightning's messages a notebook should not show) is written once, here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.profilers import PassThroughProfiler
 
 from workbench.modules.distributed import Scale
 
@@ -64,9 +66,42 @@ def make_trainer(
         # would swap fused attention for a path ~9x slower at block 256 (measured), so it stays off.
         deterministic=False,
         callbacks=list(callbacks),
+        profiler=NoProfiler(),
     )
     options.update(loop)
     return L.Trainer(**options)
+
+
+class NoProfiler(PassThroughProfiler):
+    """Lightning's default profiler, minus its cost: a shared null context for every action.
+
+    Lightning wraps each hook and callback call in `profiler.profile(name)`, about forty times
+    a training step. PassThroughProfiler's is a generator-based context manager (0.8 µs a call,
+    measured); this one returns the same `nullcontext` (0.1 µs). Pass a real profiler through the
+    Trainer's `profiler` option to profile.
+    """
+
+    _NULL = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.nullcontext:
+        return self._NULL
+
+
+class PlainHookNames:
+    """LightningModule mixin: Lightning's hook-name bookkeeping as a plain attribute write.
+
+    Around every hook it calls (about forty a training step), Lightning sets the module's
+    `_current_fx_name` and restores it. torch's `Module.__setattr__` checks the parameter,
+    buffer and submodule registries on each write (1.2 µs, measured); a plain write takes 0.1 µs.
+    The name is a string or None, never a parameter, buffer or module, so nothing is missed.
+    Put it before `L.LightningModule` in the bases.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
 
 class ClipsGlobalNorm:

@@ -26,7 +26,7 @@ from workbench.modules.choices import MAE as MAE_OBJECTIVE
 from workbench.modules.choices import SUPERVISED, VISION_OBJECTIVES
 from workbench.modules.masked_lm import step_generator
 from workbench.modules.optim import OptimConfig, build_optimizer, warmup_cosine
-from workbench.modules.training import ClipsGlobalNorm
+from workbench.modules.training import ClipsGlobalNorm, PlainHookNames
 
 VALIDATION_SEED = 7_654_321  # MAE's validation masks: one fixed draw per batch
 
@@ -45,7 +45,7 @@ class ImageClassifier(nn.Module):
         return self.classifier(self.encoder(pixels).pooled)
 
 
-class VisionPretrainModule(ClipsGlobalNorm, L.LightningModule):
+class VisionPretrainModule(ClipsGlobalNorm, PlainHookNames, L.LightningModule):
     def __init__(
         self,
         encoder_config: ViTConfig | dict[str, Any],
