@@ -36,14 +36,33 @@ def test_the_cpu_choice_is_measured_and_says_why(monkeypatch):
                                                       (10.0, 9.0, "32-true"), (60.0, 800.0, "32-true")])
 def test_bf16_is_taken_only_when_clearly_faster(monkeypatch, fp32_ms, bf16_ms, chosen):
     monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 1.0)
-    monkeypatch.setattr(precision_module, "_median_ms", lambda loss, params, bf16: bf16_ms if bf16 else fp32_ms)
+    monkeypatch.setattr(precision_module, "_pass_ms", lambda loss, params, bf16: bf16_ms if bf16 else fp32_ms)
     loss, parameters = tiny_step()
     assert choose_precision(loss, parameters, torch.device("cpu")).precision == chosen
 
 
+def test_a_machine_that_slows_down_midway_does_not_decide_the_choice(monkeypatch):
+    """bf16 truly 1.4x faster, the machine 1.6x slower from the sixth pass on: timed as two blocks
+    (fp32's passes, then bf16's) bf16 would read 0.9x and lose; alternating pairs read 1.4x."""
+    passes = []
+
+    def drifting_pass(loss, params, *, bf16):
+        passes.append(bf16)
+        return (10.0 / 1.4 if bf16 else 10.0) * (1.6 if len(passes) > 5 else 1.0)
+
+    monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 1.0)
+    monkeypatch.setattr(precision_module, "_pass_ms", drifting_pass)
+    loss, parameters = tiny_step()
+    choice = choose_precision(loss, parameters, torch.device("cpu"))
+    assert choice.precision == "bf16-mixed" and "1.40x faster" in choice.reason
+    assert f"median of {precision_module.TIMED_PAIRS} alternating" in choice.reason
+    assert passes.count(True) == passes.count(False) == precision_module.TIMED_PAIRS + 1
+    assert passes[:4] == [True, False, False, True]  # who goes first alternates pair by pair
+
+
 def test_a_cpu_without_native_bf16_kernels_is_told_by_one_matmul(monkeypatch):
     monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: 0.01)
-    monkeypatch.setattr(precision_module, "_median_ms", lambda *a, **k: pytest.fail("the step was timed"))
+    monkeypatch.setattr(precision_module, "_pass_ms", lambda *a, **k: pytest.fail("the step was timed"))
     loss, parameters = tiny_step()
     choice = choose_precision(loss, parameters, torch.device("cpu"))
     assert choice.precision == "32-true" and "0.01x fp32's speed" in choice.reason and choice.fp32_ms is None
@@ -122,7 +141,7 @@ def test_ranks_a_launcher_started_all_decide_from_bf16_support_without_timing(mo
     from workbench.modules.pretrain_recipe import precision_choice
 
     monkeypatch.setattr(precision_module, "cpu_bf16_matmul_speed", lambda: matmul_speed)
-    monkeypatch.setattr(precision_module, "_median_ms", lambda *a, **k: pytest.fail("a rank timed its own step"))
+    monkeypatch.setattr(precision_module, "_pass_ms", lambda *a, **k: pytest.fail("a rank timed its own step"))
     settings = PretrainSettings.from_dict({**QUICK, "devices": 2})
     for rank in ("0", "1"):  # as torchrun starts them: each rank asks on its own, and both get one answer
         monkeypatch.setenv("LOCAL_RANK", rank)

@@ -2,14 +2,15 @@
 
 Neither the device name nor a guess settles it: the CPU kind under the same project changes from
 machine to machine. On a Zen 5 with native bf16 (AVX512_BF16) a large bf16 matmul ran 4.5x faster
-than fp32 and a nano pretraining step 1.55x faster; on an AMD EPYC without it (torch 2.13.0, 2026-12-01)
-a 1024-square bf16 matmul ran at 0.9 GFLOP/s against fp32's 119, and a nano training step at the
-demo's shape 13x slower (6.4 s vs 0.48 s). A flag can also be present while the kernels for small
-or odd shapes do not pay. So on a CPU `auto` times
-a few forward + backward passes of the real model on a batch of the training shape, both ways,
-and takes bf16-mixed only when it is clearly faster (`GAIN_NEEDED`): the margin keeps the choice
-from flipping between runs on a busy machine. On a CUDA GPU it takes bf16-mixed where the GPU
-supports bf16. Master weights, optimizer state and the loss stay fp32 either way (autocast).
+than fp32 and a nano pretraining step 1.55x faster; on a Zen 4 with the same flag (2026-12-04) 2.2x
+and 1.38x; on an AMD EPYC without it (torch 2.13.0, 2026-12-01) a 1024-square bf16 matmul ran at
+0.9 GFLOP/s against fp32's 119, and a nano training step at the demo's shape 13x slower (6.4 s vs
+0.48 s). A flag can also be present while the kernels for small or odd shapes do not pay. So on a
+CPU `auto` times a few forward + backward passes of the real model on a batch of the training shape,
+fp32 and bf16 in alternation, and takes bf16-mixed only when the median pair says it is clearly
+faster (`GAIN_NEEDED`): the margin keeps the choice from flipping between runs on a busy machine.
+On a CUDA GPU it takes bf16-mixed where the GPU supports bf16. Master weights, optimizer state and
+the loss stay fp32 either way (autocast).
 The choice and its reason go into compute.json and the model card.
 """
 
@@ -24,7 +25,8 @@ from typing import Callable
 import torch
 
 GAIN_NEEDED = 1.2  # bf16 must be this many times faster to be chosen
-TIMED_PASSES = 3
+TIMED_PAIRS = 7  # fp32 / bf16 pairs of forward + backward passes, after one untimed pair
+MEASUREMENT = "alternating pairs"  # how the timing is taken: remembered choices taken otherwise are measured again
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,17 @@ def choose_precision(loss_of_batch: Callable[[], torch.Tensor], parameters: list
         return PrecisionChoice("32-true", f"a bf16 matmul ran at {matmul:.2f}x fp32's speed on this CPU "
                                "(no native bf16 kernels)")
     with torch.random.fork_rng(devices=[]):
-        fp32 = _median_ms(loss_of_batch, parameters, bf16=False)
-        bf16 = _median_ms(loss_of_batch, parameters, bf16=True)
+        pairs = _timed_pairs(loss_of_batch, parameters)
     for p in parameters:
         p.grad = None
-    ratio = fp32 / bf16
+    ratio = statistics.median(fp32 / bf16 for fp32, bf16 in pairs)
+    fp32, bf16 = (round(statistics.median(times), 2) for times in zip(*pairs, strict=True))
+    how = f"median of {len(pairs)} alternating fp32/bf16 passes"
     if ratio >= GAIN_NEEDED:
         return PrecisionChoice("bf16-mixed", f"bf16 autocast measured {ratio:.2f}x faster than fp32 on this CPU "
-                               f"at this model and batch shape", round(fp32, 2), round(bf16, 2))
+                               f"at this model and batch shape ({how})", fp32, bf16)
     return PrecisionChoice("32-true", f"bf16 autocast measured {ratio:.2f}x the speed of fp32 on this CPU at this "
-                           f"model and batch shape (needs {GAIN_NEEDED}x)", round(fp32, 2), round(bf16, 2))
+                           f"model and batch shape ({how}; needs {GAIN_NEEDED}x)", fp32, bf16)
 
 
 def capability_choice(device: torch.device, world_size: int) -> PrecisionChoice:
@@ -130,17 +133,31 @@ def bf16_matmul_speed(size: int = 256, repeats: int = 5) -> float:
     return seconds[torch.float32] / seconds[torch.bfloat16]
 
 
-def _median_ms(loss_of_batch, parameters, *, bf16: bool) -> float:
-    times = []
-    for attempt in range(TIMED_PASSES + 1):  # the first pass warms kernels and allocations, untimed
-        started = time.perf_counter()
-        # cache_enabled=False as Lightning's bf16-mixed has it, so this times what training will run
-        # (alternating in one process the cache made no clear difference: 25.5 ms with it, 26.6 without).
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
-            loss = loss_of_batch()
-        loss.float().backward()
+def _timed_pairs(loss_of_batch, parameters) -> list[tuple[float, float]]:
+    """(fp32 ms, bf16 ms) of one forward + backward each, pair by pair, which of the two goes first alternating.
+
+    Timed as two blocks (all fp32 passes, then all bf16), a machine that changes speed between them
+    decides the choice: on a Zen 4 (2026-12-04) three passes each way read bf16 at 1.14x fp32's speed
+    at nanoGPT's recipe and auto trained in fp32, where 150 alternating steps read 1.38x. A pair
+    shares its moment, so the median pair ratio holds however the machine's speed drifts.
+    """
+    pairs = []
+    for attempt in range(TIMED_PAIRS + 1):  # the first pair warms kernels and allocations, untimed
+        order = (False, True) if attempt % 2 else (True, False)
+        ms = {bf16: _pass_ms(loss_of_batch, parameters, bf16=bf16) for bf16 in order}
         if attempt:
-            times.append(1000 * (time.perf_counter() - started))
-        for p in parameters:
-            p.grad = None
-    return statistics.median(times)
+            pairs.append((ms[False], ms[True]))
+    return pairs
+
+
+def _pass_ms(loss_of_batch, parameters, *, bf16: bool) -> float:
+    started = time.perf_counter()
+    # cache_enabled=False as Lightning's bf16-mixed has it, so this times what training will run
+    # (alternating in one process the cache made no clear difference: 25.5 ms with it, 26.6 without).
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+        loss = loss_of_batch()
+    loss.float().backward()
+    elapsed = 1000 * (time.perf_counter() - started)
+    for p in parameters:
+        p.grad = None
+    return elapsed

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from workbench.files import atomic_write
-from workbench.modules.precision import PrecisionChoice
+from workbench.modules.precision import MEASUREMENT, PrecisionChoice
 
 CACHE_ENV = "WORKBENCH_CACHE_DIR"
 FILE_NAME = "precision-choices.json"
@@ -39,7 +39,7 @@ def cache_folder() -> Path:
 def remembered_choice(shape: dict[str, Any], measure: Callable[[], PrecisionChoice]) -> PrecisionChoice:
     """The choice remembered for `shape` on this machine, else `measure()`'s, remembered when it was a timing."""
     path = cache_folder() / FILE_NAME
-    key = json.dumps({**machine(), **shape}, sort_keys=True, default=str)
+    key = json.dumps({**machine(), **shape, "measurement": MEASUREMENT}, sort_keys=True, default=str)
     entries = _read(path)
     if key in entries:
         try:
