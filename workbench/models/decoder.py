@@ -95,7 +95,8 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor) -
     """
     first, second = x.chunk(2, dim=-1)  # split, not slices: its backward is one cat, not a zero-fill per slice
     swapped = torch.cat([second, first], dim=-1)
-    return (x * cos + swapped * folded_sin).type_as(x)
+    cos, folded_sin = cos.to(x.dtype), folded_sin.to(x.dtype)  # bf16 q, k: rotate in bf16, as Hugging Face's Llama
+    return x * cos + swapped * folded_sin
 
 
 FUSE_MIN_ROWS = 32  # tokens in a batch from which fused_linear concatenates the weights
