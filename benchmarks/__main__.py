@@ -22,7 +22,6 @@ import datetime as dt
 import importlib
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from benchmarks.table import render
 from benchmarks.training import BEST_RECIPE
 from benchmarks.worker import call_in_subprocess
 from workbench.errors import RequestError
+from workbench.host import cpu_description
 from workbench.modules.precision import cpu_has_native_bf16
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
     corpus = str(args.corpus.path) if args.corpus.path else None
     started = time.perf_counter()
     results: dict = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "smoke": args.smoke,
-                     "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                     "machine": {"cpu": cpu_description(), "torch": torch.__version__,
                                  "threads": torch.get_num_threads(), "cores": os.cpu_count(),
                                  "load_avg_before": round(os.getloadavg()[0], 2)},
                      "corpus": {"path": corpus, "found_by": args.corpus.source}}

@@ -19,7 +19,7 @@ LIBRARY = PROJECT / "workbench"
 
 # The ground floor: every room may import it; it imports nothing above it. settings.py is the base of every
 # settings dataclass (the single source of a notebook's parameters), so the rooms that define settings need it.
-FOUNDATION = frozenset({"errors", "config", "files", "settings", "lazy"})
+FOUNDATION = frozenset({"errors", "config", "files", "settings", "lazy", "host"})
 
 # room -> what it may import besides itself. "x" is room x and every module in it; "x.y" one module;
 # "x.*_settings" a pattern. "workbench" is the package's own __init__ (its re-exports, for users).
@@ -27,6 +27,7 @@ ROOMS: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "files": frozenset({"errors"}),
     "lazy": frozenset(),
+    "host": frozenset(),
     "config": frozenset({"errors"}),
     "settings": frozenset({"errors", "config"}),
     # A base model maps token ids to hidden states: no Lightning, data or heads.

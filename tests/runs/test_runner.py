@@ -57,6 +57,7 @@ def test_environment_record(two_runs, module_project: Path):
     assert env["packages"]["papermill"] == "2.7.0" and "torch" in env["packages"]
     assert set(env["git"]) == {"commit", "dirty", "branch"}
     assert env["cpu"]["logical_cores"] >= 1 and env["python"]["version"].startswith("3.")
+    assert {"model", "family", "model_number", "flags"} <= set(env["cpu"])  # Zen 4 and Zen 5 share a model name
     assert set(env["torch"]) == {"version", "num_threads", "cuda_available", "device_name"}
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from workbench.files import atomic_write
+from workbench.host import cpu_description
 from workbench.modules.precision import MEASUREMENT, PrecisionChoice
 
 CACHE_ENV = "WORKBENCH_CACHE_DIR"
@@ -61,22 +61,8 @@ def remembered_choice(shape: dict[str, Any], measure: Callable[[], PrecisionChoi
 
 def machine() -> dict[str, Any]:
     """What a step's speed depends on besides the model: the CPU, torch and the threads it runs."""
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+    return {"cpu": cpu_description(), "cores": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads()}
-
-
-def _cpu_model() -> str:
-    """The model name and the bf16-relevant flags: both CPU kinds this project meets call themselves "AMD EPYC"."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    fields = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        fields.setdefault(name.strip(), value.strip())
-    flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(("avx512", "amx")))
-    return " ".join([fields.get("model name", platform.machine()), *flags])
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.host import cpu_facts
 from workbench.runs.outputs import DATA_FILE, ENVIRONMENT_FILE, read_json, write_json
 
 RECORDED_PACKAGES = (
@@ -35,7 +36,7 @@ def environment_record(project_root: Path, params: dict[str, Any], run_dir: Path
         },
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count()},
+        "cpu": {**cpu_facts(), "logical_cores": os.cpu_count()},
         "torch": _torch(),
         "packages": {name: _version(name) for name in RECORDED_PACKAGES},
         "git": git_state(project_root),
@@ -78,16 +79,6 @@ def _git(directory: Path, *args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):  # git missing, or hung on a network mount
         return None
     return done.stdout.strip() if done.returncode == 0 else None
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def _torch() -> dict[str, Any]:
