@@ -229,3 +229,14 @@ def test_the_device_check_runs_pretrain_under_each_strategy_it_can_here():
     if not torch.cuda.is_available():
         assert results["fsdp-1-device"] == {"skipped": "skipped: FSDP needs CUDA"}
     assert "ddp-1-device | ddp |" in format_results(results)
+
+
+def test_a_worker_process_finds_the_benchmarks_from_any_working_directory(tmp_path, monkeypatch):
+    """`python -m benchmarks.worker` looks in the working directory, which a test or a notebook may have moved."""
+    import platform
+
+    from benchmarks.worker import call_in_subprocess
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert call_in_subprocess("platform", "python_version", timeout=60) == platform.python_version()
