@@ -1,6 +1,7 @@
 """Pipelines and sweeps executed for real: references, parallel jobs, failures kept, dependants skipped."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,19 @@ def test_dry_run_prints_the_plan_and_executes_nothing(pipeline, capsys, no_kerne
     assert out.startswith("pipe: 5 run(s) in 3 stage(s)")
     assert "  sweep-002: alpha=3" in out
     assert not (pipeline.parent / "runs").exists()
+
+
+def test_parallel_runs_start_in_the_project_root_and_leave_the_callers_directory_alone(
+        project, make_notebook, make_spec, tmp_path, monkeypatch):
+    """papermill's cwd= chdirs the whole process; two runs in two threads raced on it and left the
+    caller in the project folder (CI's device-check test then lost its working directory)."""
+    make_notebook("where.ipynb", 'output_dir = "."\nalpha = 1\nseed = 0',
+                  "import os, pathlib\npathlib.Path(output_dir, 'cwd.txt').write_text(os.getcwd())")
+    spec = make_spec("where.yaml", "name: where\nnotebook: notebooks/where.ipynb\nsweep:\n  grid: {alpha: [1, 2, 3]}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run_spec(spec, jobs=2)
+    assert result.status == "completed"
+    assert Path.cwd() == elsewhere
+    assert {(r.run_dir / "cwd.txt").read_text() for r in result.results} == {str(project.resolve())}

@@ -74,7 +74,10 @@ def _execute_locked(run: PlannedRun, spec: Spec, *, kernel_name: str, log_output
                 str(run_dir / NOTEBOOK_FILE),
                 parameters=resolved,
                 kernel_name=kernel_name,
-                cwd=str(spec.project_root),
+                # the kernel starts in the project root (nbclient's resources path), not through papermill's
+                # cwd=, which chdirs this whole process: parallel runs, one thread each, raced on it and left
+                # the caller in a project folder when they ended
+                resources={"metadata": {"path": str(spec.project_root)}},
                 log_output=log_output,
                 progress_bar={"desc": run.folder.name, "leave": True} if progress else False,
                 # the kernel's own log (its "running over TCP without encryption" warning: the kernel talks
