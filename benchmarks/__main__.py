@@ -2,7 +2,8 @@
 
     a  matmul peak (fp32, bf16)              d  time to val loss 1.88 (nanoGPT's protocol)
     b  workbench under Lightning             e  tokenization throughput, data wait
-    c  the same in a bare loop (overhead)    f  notebook overhead (papermill)
+    c  the same in a bare loop (overhead),   f  notebook overhead (papermill)
+       and beside nanoGPT (step ratio)
                                              g  GPT-2-small on a GPU, when there is one
                                              h  generation with and without the KV cache (issue 11)
                                              i  memory and tokenization speed against corpus size (issue 13)
@@ -148,7 +149,7 @@ def main(argv=None) -> dict:
 
     if set(parts) & set("bc"):
         n = size["overhead_steps"]
-        bare, lit, fp32_runs = [], [], []
+        bare, lit, fp32_runs, beside = [], [], [], []
         rounds = 1 if args.smoke else 3  # alternated, so a noisy neighbour hits both sides alike
         for round_ in range(rounds):
             say(f"b/c: Lightning and the bare loop step by step in one process, {n} steps each, "
@@ -159,7 +160,11 @@ def main(argv=None) -> dict:
             if lit[0]["precision"] != "32-true":  # auto took bf16: what it bought, measured in the same rounds
                 fp32_runs.append(call("run_lightning", corpus_path=corpus, max_steps=n, eval_every=n,
                                       peak_gflops=fp32, warmup=min(5, n // 4), precision="32-true"))
+            if "c" in parts:  # the step ratio, step by step: part d's runs are apart and carry the VM's drift
+                beside.append(call("run_beside_nanogpt", corpus_path=corpus, max_steps=n, warmup=min(5, n // 4)))
         results["bare"], results["lightning"] = bare, lit
+        if beside:
+            results["beside_nanogpt"] = beside
         if fp32_runs:
             results["lightning_fp32"] = fp32_runs
 

@@ -12,6 +12,7 @@ only), warmup then cosine to min_lr, clipping at 1.0, a `.item()` each step
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,25 +166,43 @@ def get_lr(it: int, learning_rate=1e-3, warmup_iters=100, lr_decay_iters=2000, m
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
 
+class TrainLoop:
+    """train.py's loop, one optimizer step per `step()`: `train` runs it to the end, and part c steps it
+    between the workbench's steps so the two share each moment of this VM's drifting speed."""
+
+    def __init__(self, train_data, config: GPTConfig, *, batch_size: int = 12, seed: int = 1337,
+                 lr_decay_iters: int = 2000) -> None:
+        torch.manual_seed(seed)
+        self.model = GPT(config)
+        self.optimizer = self.model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+        self.data, self.config, self.batch_size, self.lr_decay_iters = train_data, config, batch_size, lr_decay_iters
+        self.batch = get_batch(train_data, config.block_size, batch_size)
+        self.iter_num = 0
+        self.step_seconds: list[float] = []
+
+    def step(self) -> None:
+        started = time.perf_counter()
+        lr = get_lr(self.iter_num, lr_decay_iters=self.lr_decay_iters)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        _, loss = self.model(*self.batch)
+        self.batch = get_batch(self.data, self.config.block_size, self.batch_size)  # prefetch, as train.py does
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.item()  # log_interval 1: train.py reads the loss every iteration
+        self.iter_num += 1
+        self.step_seconds.append(time.perf_counter() - started)
+
+
 def train(train_data, config: GPTConfig, *, max_iters: int, batch_size: int = 12, seed: int = 1337,
           on_step=None, lr_decay_iters: int = 2000) -> GPT:
-    """train.py's loop. `on_step(iter_num, model)` runs after each optimizer step (the benchmark's
+    """train.py's loop to max_iters. `on_step(iter_num, model)` runs after each optimizer step (the benchmark's
     clock and evaluator); nanoGPT's own evaluation is replaced by the benchmark's, the same for every run."""
-    torch.manual_seed(seed)
-    model = GPT(config)
-    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
-    X, Y = get_batch(train_data, config.block_size, batch_size)
-    for iter_num in range(max_iters):
-        lr = get_lr(iter_num, lr_decay_iters=lr_decay_iters)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        _, loss = model(X, Y)
-        X, Y = get_batch(train_data, config.block_size, batch_size)  # prefetch, as train.py does
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()  # log_interval 1: train.py reads the loss every iteration
+    loop = TrainLoop(train_data, config, batch_size=batch_size, seed=seed, lr_decay_iters=lr_decay_iters)
+    for _ in range(max_iters):
+        loop.step()
         if on_step is not None:
-            on_step(iter_num + 1, model)
-    return model
+            on_step(loop.iter_num, loop.model)
+    return loop.model

@@ -179,17 +179,18 @@ class BareLoop:
         }
 
 
-class _BareStepBetween(L.Callback):
-    """After each Lightning step, one step of the bare loop (its own model, optimizer and batches).
+class _StepBetween(L.Callback):
+    """After each Lightning step, one step of another loop (its own model, optimizer and batches).
 
     The two loops then alternate step by step in one process, so a neighbour's load or this VM's
     speed mode (the same bare loop ran 23 ms a step in one process and 30 ms in the next, minutes
     apart) falls on both alike. A Lightning step is timed from this hook's return to its next call:
-    the loop, its hooks and the other callbacks included, the bare step excluded.
+    the loop, its hooks and the other callbacks included, the other loop's step excluded. The other
+    loop (`BareLoop`, `nanogpt_reference.TrainLoop`) times its own steps.
     """
 
-    def __init__(self, bare: BareLoop) -> None:
-        self.bare = bare
+    def __init__(self, other) -> None:
+        self.other = other
         self.lightning_seconds: list[float] = []
         self._resumed: float | None = None
 
@@ -197,7 +198,7 @@ class _BareStepBetween(L.Callback):
         now = time.perf_counter()
         if self._resumed is not None:
             self.lightning_seconds.append(now - self._resumed)
-        self.bare.step()
+        self.other.step()
         self._resumed = time.perf_counter()
 
 
@@ -207,7 +208,7 @@ def run_interleaved(corpus_path: str, *, max_steps: int, peak_gflops: float | No
     from workbench.modules.pretrain_recipe import PretrainSettings, pretrain
 
     settings = PretrainSettings.from_dict(settings_for(corpus_path, max_steps=max_steps, **overrides))
-    between = _BareStepBetween(BareLoop(settings))
+    between = _StepBetween(BareLoop(settings))
     outcome = pretrain(settings, callbacks=[between], printer=None)
     tokens_per_step = settings.batch_size * settings.block_size
     fpt = decoder_flops_per_token(outcome.model, settings.block_size)
@@ -220,8 +221,8 @@ def run_interleaved(corpus_path: str, *, max_steps: int, peak_gflops: float | No
         "precision": outcome.compute["precision"],
         **({"precision_choice": outcome.compute["precision_choice"]} if "precision_choice" in outcome.compute else {}),
     }
-    bare = {**between.bare.figures(warmup, peak_gflops), "kind": "workbench (bare loop, interleaved with Lightning)"}
-    lightning.update(paired_overhead(between.lightning_seconds[warmup:], between.bare.step_seconds[warmup + 1:]))
+    bare = {**between.other.figures(warmup, peak_gflops), "kind": "workbench (bare loop, interleaved with Lightning)"}
+    lightning.update(paired_overhead(between.lightning_seconds[warmup:], between.other.step_seconds[warmup + 1:]))
     return {"bare": bare, "lightning": lightning}
 
 
@@ -238,6 +239,31 @@ def paired_overhead(lightning_seconds: list[float], bare_seconds: list[float]) -
         "paired_steps": len(pairs),
         "paired_overhead": round(statistics.median(lit / bare for lit, bare in pairs) - 1, 5),
         "paired_overhead_ms": round(1000 * statistics.median(lit - bare for lit, bare in pairs), 4),
+    }
+
+
+def run_beside_nanogpt(corpus_path: str, *, max_steps: int, warmup: int = 5, **overrides) -> dict:
+    """`pretrain()` at the recipe and the nanoGPT reference's loop, alternating step by step: the step ratio.
+
+    Part d runs the two one after the other, for their curves, and this VM's speed drifts between
+    them (one run's nanoGPT stepped 43 ms and the next run's 52 ms, on one machine): its ratio
+    carries that drift. Here each Lightning step is paired with the nanoGPT step right after it,
+    and the figure is the median over the pairs of nanoGPT's time / the workbench's.
+    """
+    from workbench.modules.pretrain_recipe import PretrainSettings, pretrain
+
+    settings = PretrainSettings.from_dict(settings_for(corpus_path, max_steps=max_steps, **overrides))
+    train, _, vocab = ref.prepare_chars(Path(corpus_path).read_text(encoding="utf-8"))
+    between = _StepBetween(ref.TrainLoop(train, ref.GPTConfig(vocab_size=vocab), lr_decay_iters=max_steps))
+    outcome = pretrain(settings, callbacks=[between], printer=None)
+    pairs = list(zip(between.lightning_seconds[warmup:], between.other.step_seconds[warmup + 1:], strict=True))
+    return {
+        "kind": "workbench (Lightning) and the nanoGPT reference, interleaved",
+        "precision": outcome.compute["precision"],
+        "ms_per_step": round(1000 * statistics.median(lit for lit, _ in pairs), 4),
+        "nanogpt_ms_per_step": round(1000 * statistics.median(ng for _, ng in pairs), 4),
+        "paired_steps": len(pairs),
+        "step_ratio": round(statistics.median(ng / lit for lit, ng in pairs), 4),
     }
 
 

@@ -62,6 +62,9 @@ def test_smoke_mode_runs_every_part_and_writes_its_results(tmp_path):
     assert 0 <= results["bare"][0]["data_wait_fraction"] < 1
     assert results["lightning"][0]["paired_steps"] == 5  # 8 steps, the first 2 of warm-up, the first bare one alone
     assert "Lightning overhead, step by step (median of rounds)" in done.stdout
+    (beside,) = results["beside_nanogpt"]  # the step ratio, each Lightning step against the nanoGPT step after it
+    assert beside["paired_steps"] == 5 and beside["step_ratio"] > 0 and beside["nanogpt_ms_per_step"] > 0
+    assert "step, nanoGPT reference / workbench, step by step (median of rounds)" in done.stdout
     assert results["tokenization"]["rows"][0]["tokens_per_s"] > 0
     notebook = results["notebook"]
     assert notebook["same_val_loss"], notebook  # the notebook trains exactly what the plain call trains
