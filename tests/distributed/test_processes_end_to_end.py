@@ -1,7 +1,10 @@
 """Runs on several processes through `workbench run`: killed and resumed, and across two torchrun "nodes"."""
 
+import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,19 +72,47 @@ def test_a_two_process_run_killed_with_sigkill_resumes_to_the_uninterrupted_metr
     assert not rank_workers()
 
 
+def port_outside_the_ephemeral_range() -> int:
+    """A free port below the range the kernel hands out to outgoing connections.
+
+    A port from bind(0) (Lightning's `find_free_network_port`) is in that range: closed again, it can
+    become the source port of any connection opened before the agents bind it, and then neither
+    agent can host the rendezvous store and both wait on a port where nobody listens (a CI run at
+    1a9e7ca: 'The client socket has timed out after 600000ms while trying to connect').
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.Random().sample(range(max(1024, low - 8000), low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port below the ephemeral range (from {low})")
+
+
 def test_two_torchrun_nodes_on_one_machine_train_as_one_process_at_the_global_batch(tmp_path):
     """Two torchrun agents, --nnodes 2 and a c10d rendezvous on localhost: rank 0 writes the one run folder."""
-    from lightning.fabric.plugins.environments.lightning import find_free_network_port
-
-    port = find_free_network_port()
+    port = port_outside_the_ephemeral_range()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    logs = [tmp_path / f"agent-{i}.log" for i in range(2)]  # files, not pipes: one unread pipe can block its agent
+    stack = contextlib.ExitStack()
     agents = [subprocess.Popen(
         [str(BIN / "torchrun"), "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
          "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-nodes", "-m", "workbench", "run", str(QUICK),
          "--num-nodes", "2", "--runs-dir", str(tmp_path / "runs"), "--quiet", "-p", "precision=32-true"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    outputs = [agent.communicate(timeout=600)[0] for agent in agents]
-    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+        env=env, stdout=out, stderr=subprocess.STDOUT) for out in (stack.enter_context(log.open("w")) for log in logs)]
+    deadline = time.monotonic() + 300  # about 40 s here
+    while any(agent.poll() is None for agent in agents) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for agent in agents:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    stack.close()
+    outputs = [f"agent {i} (exit {agent.returncode}):\n{log.read_text()[-3000:]}"
+               for i, (agent, log) in enumerate(zip(agents, logs, strict=True))]
+    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(outputs)
     (folder,) = (tmp_path / "runs").iterdir()  # rank 1's copy went to a scratch folder, now deleted
     assert run_status(folder) == "completed"
     distributed = read(folder, "compute.json")["distributed"]
