@@ -201,6 +201,14 @@ class _StepBetween(L.Callback):
         self.other.step()
         self._resumed = time.perf_counter()
 
+    def paired_seconds(self, warmup: int) -> tuple[list[float], list[float]]:
+        """After the warm-up, each Lightning step and the other loop's step right after it, as two lists.
+
+        The first Lightning step has no start to time from, so Lightning's list is one short: its
+        step i pairs with the other loop's step i + 1.
+        """
+        return self.lightning_seconds[warmup:], self.other.step_seconds[warmup + 1:]
+
 
 def run_interleaved(corpus_path: str, *, max_steps: int, peak_gflops: float | None = None, warmup: int = 5,
                     **overrides) -> dict:
@@ -222,7 +230,7 @@ def run_interleaved(corpus_path: str, *, max_steps: int, peak_gflops: float | No
         **({"precision_choice": outcome.compute["precision_choice"]} if "precision_choice" in outcome.compute else {}),
     }
     bare = {**between.other.figures(warmup, peak_gflops), "kind": "workbench (bare loop, interleaved with Lightning)"}
-    lightning.update(paired_overhead(between.lightning_seconds[warmup:], between.other.step_seconds[warmup + 1:]))
+    lightning.update(paired_overhead(*between.paired_seconds(warmup)))
     return {"bare": bare, "lightning": lightning}
 
 
@@ -256,7 +264,7 @@ def run_beside_nanogpt(corpus_path: str, *, max_steps: int, warmup: int = 5, **o
     train, _, vocab = ref.prepare_chars(Path(corpus_path).read_text(encoding="utf-8"))
     between = _StepBetween(ref.TrainLoop(train, ref.GPTConfig(vocab_size=vocab), lr_decay_iters=max_steps))
     outcome = pretrain(settings, callbacks=[between], printer=None)
-    pairs = list(zip(between.lightning_seconds[warmup:], between.other.step_seconds[warmup + 1:], strict=True))
+    pairs = list(zip(*between.paired_seconds(warmup), strict=True))
     return {
         "kind": "workbench (Lightning) and the nanoGPT reference, interleaved",
         "precision": outcome.compute["precision"],
